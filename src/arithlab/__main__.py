@@ -1,0 +1,5 @@
+import sys
+
+from arithlab.cli import main
+
+sys.exit(main())

@@ -1,0 +1,101 @@
+"""The Python API, mirroring the CLI: train a run, load it, ask it, evaluate it.
+
+import arithlab
+run = arithlab.train("configs/quickstart.yaml", out="runs/demo")
+run.ask("128+367").parsed          # 495
+arithlab.evaluate(run, ["12+34", "999+1"])["accuracy"]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from arithlab import rundir, trainer
+from arithlab.config import Config, config_from_dict, load_config
+from arithlab.errors import ArithlabError
+from arithlab.evaluator import generate_answers, score
+from arithlab.formats import get_format
+from arithlab.model import GPT
+from arithlab.tasks import Problem, parse_problem
+from arithlab.tokenizer import CharTokenizer
+
+
+@dataclass
+class Answer:
+    question: str
+    output: str  # the model's raw text after the prompt
+    parsed: int | None  # what the format's parser read from it (None: unparseable)
+    expected: int
+
+    @property
+    def correct(self) -> bool:
+        return self.parsed == self.expected
+
+
+class Run:
+    """A trained run directory, loaded for asking and evaluating."""
+
+    def __init__(self, path: Path, device: str = "auto"):
+        self.path = Path(path)
+        self.config = rundir.load_run_config(self.path)
+        self.tokenizer = CharTokenizer.load(self.path / rundir.VOCAB)
+        self.format = get_format(self.config.data.format)
+        self.device = trainer.pick_device(device)
+        self.model = GPT(rundir.gpt_config(self.config, self.tokenizer.vocab_size)).to(self.device)
+        rundir.load_weights(self.model, self.path / rundir.WEIGHTS)
+        self.model.eval()
+
+    def ask(self, question: str) -> Answer:
+        problem = to_problem(question)
+        (output,) = generate_answers(
+            self.model, self.tokenizer, self.format, [problem], **trainer.decoding_options(self.config)
+        )
+        return Answer(problem.question, output, self.format.parse(output), problem.answer)
+
+    def evaluate(self, problems: list[Problem | str] | None = None) -> tuple[dict, list[dict]]:
+        """Summary and per-problem predictions, on the run's own test set by default."""
+        problems = rundir.read_splits(self.path).test if problems is None else [to_problem(p) for p in problems]
+        for problem in problems:
+            self.format.check(problem)
+        outputs = generate_answers(
+            self.model, self.tokenizer, self.format, problems, **trainer.decoding_options(self.config)
+        )
+        return score(self.format, problems, outputs)
+
+
+def to_problem(question: Problem | str) -> Problem:
+    if isinstance(question, Problem):
+        return question
+    try:
+        problem, stated = parse_problem(question)
+    except ValueError as err:
+        raise ArithlabError(f"{question!r}: {err}") from None
+    if stated is not None and stated != problem.answer:
+        raise ArithlabError(f"{question!r}: wrong answer, {problem.question} is {problem.answer}")
+    return problem
+
+
+def load_run(path: str | Path, device: str = "auto") -> Run:
+    return Run(Path(path), device)
+
+
+def train(
+    config: Config | dict | str | Path,
+    out: str | Path | None = None,
+    resume: bool = False,
+    force: bool = False,
+    progress: bool = True,
+) -> Run:
+    """Train a run from a Config, a dict of config values or a YAML path; returns it loaded."""
+    if isinstance(config, dict):
+        config = config_from_dict(config)
+    elif not isinstance(config, Config):
+        config = load_config(Path(config))
+    path = trainer.train(config, Path(out or Path("runs") / config.name), resume, force, progress)
+    return load_run(path, config.train.device)
+
+
+def evaluate(run: Run, problems: list[Problem | str] | None = None) -> dict:
+    """eval.json's summary for `problems` (default: the run's test set)."""
+    return run.evaluate(problems)[0]

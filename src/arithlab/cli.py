@@ -1,0 +1,207 @@
+"""The command line: argument parsing only; the work is done by the modules it calls."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+
+from arithlab import rundir
+from arithlab.errors import ArithlabError
+
+
+def _parser() -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="arithlab",
+        description="Teach arithmetic to small transformers.",
+        epilog="examples:\n  arithlab quickstart\n"
+        "  arithlab train configs/addition_reverse.yaml --set train.max_iters=2000",
+        formatter_class=fmt,
+    )
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    p = verbs.add_parser(
+        "train",
+        help="train a run from a YAML config",
+        formatter_class=fmt,
+        epilog="examples:\n  arithlab train configs/addition_reverse.yaml --set train.max_iters=2000 --out runs/rev\n"
+        "  arithlab train --resume runs/rev",
+    )
+    p.add_argument("config", nargs="?", type=Path, help="YAML config (not needed with --resume)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. train.max_iters=2000 (repeatable)",
+    )
+    p.add_argument("--out", type=Path, help="run directory (default: runs/NAME)")
+    p.add_argument("--resume", type=Path, metavar="RUN", help="continue an interrupted run")
+    p.add_argument("--force", action="store_true", help="replace an existing run directory")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = verbs.add_parser(
+        "eval",
+        help="score a run on its test set or a problem file",
+        formatter_class=fmt,
+        epilog="examples:\n  arithlab eval runs/quickstart\n  arithlab eval runs/quickstart --problems my.txt --json",
+    )
+    p.add_argument("run", type=Path)
+    p.add_argument("--problems", type=Path, help="problem file, one problem a line (e.g. 686+753=1439)")
+    p.add_argument("--json", action="store_true", help="print the eval.json object")
+
+    p = verbs.add_parser(
+        "ask",
+        help="ask a run one question",
+        formatter_class=fmt,
+        epilog='example:\n  arithlab ask runs/quickstart "128+367"',
+    )
+    p.add_argument("run", type=Path)
+    p.add_argument("question", help='e.g. "128+367"')
+
+    p = verbs.add_parser(
+        "data",
+        help="show or write data",
+        formatter_class=fmt,
+        epilog="examples:\n  arithlab data show --format detailed 128+367\n"
+        "  arithlab data make configs/addition_plain.yaml --out data/plain",
+    )
+    data_verbs = p.add_subparsers(dest="data_verb", required=True, metavar="ACTION")
+    show = data_verbs.add_parser(
+        "show",
+        help="print the exact training sample of one problem",
+        formatter_class=fmt,
+        epilog="example:\n  arithlab data show --format detailed 128+367",
+    )
+    show.add_argument("--format", required=True, help="plain, reverse, simplified, detailed, ...")
+    show.add_argument("problem", help="e.g. 128+367")
+    make = data_verbs.add_parser(
+        "make",
+        help="write the problem files a config would use",
+        formatter_class=fmt,
+        epilog="example:\n  arithlab data make configs/addition_plain.yaml --out data/plain",
+    )
+    make.add_argument("config", type=Path)
+    make.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    make.add_argument("--out", type=Path, required=True)
+
+    p = verbs.add_parser(
+        "quickstart",
+        help="train 3-digit addition on this machine and print the accuracy",
+        formatter_class=fmt,
+        epilog="example:\n  arithlab quickstart --out runs/quickstart --force",
+    )
+    p.add_argument("--out", type=Path, default=Path("runs/quickstart"))
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--force", action="store_true", help="replace an existing run directory")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def _print_summary(summary: dict) -> None:
+    print(f"accuracy {summary['accuracy']:.2%} ({summary['correct']}/{summary['n']})")
+    for key in ("by_digits", "by_carries"):
+        cells = ", ".join(f"{k}: {v['accuracy']:.2%} (n={v['n']})" for k, v in summary[key].items())
+        print(f"  {key}: {cells}")
+
+
+def cmd_train(args) -> None:
+    from arithlab.config import load_config
+    from arithlab.trainer import train
+
+    if args.resume:
+        if args.config or args.overrides:
+            raise ArithlabError("--resume continues a run with its own config; give no CONFIG or --set")
+        out = train(rundir.load_run_config(args.resume), args.resume, resume=True, progress=not args.quiet)
+    else:
+        if not args.config:
+            raise ArithlabError("train: give a CONFIG.yaml (or --resume RUN)")
+        cfg = load_config(args.config, args.overrides)
+        out = train(cfg, args.out or Path("runs") / cfg.name, force=args.force, progress=not args.quiet)
+    _print_summary(rundir.read_json(out / rundir.EVAL))
+    print(f"run: {out}")
+
+
+def cmd_eval(args) -> None:
+    from arithlab.api import load_run
+    from arithlab.data import read_problems
+
+    run = load_run(args.run)
+    problems = read_problems(args.problems) if args.problems else None
+    summary, _ = run.evaluate(problems)
+    if args.json:
+        print(json.dumps(summary, indent=1))
+    else:
+        _print_summary(summary)
+
+
+def cmd_ask(args) -> None:
+    from arithlab.api import load_run
+
+    answer = load_run(args.run).ask(args.question)
+    print(f"output: {answer.output!r}")
+    verdict = "correct" if answer.correct else f"wrong, expected {answer.expected}"
+    print(f"answer: {answer.parsed if answer.parsed is not None else '(unparseable)'} ({verdict})")
+
+
+def cmd_data(args) -> None:
+    from arithlab.api import to_problem
+    from arithlab.formats import get_format
+
+    if args.data_verb == "show":
+        sys.stdout.write(get_format(args.format).render(to_problem(args.problem)))
+        return
+    from arithlab.config import load_config
+    from arithlab.data import build_splits, describe
+
+    cfg = load_config(args.config, args.overrides)
+    splits = build_splits(cfg.data)
+    args.out.mkdir(parents=True, exist_ok=True)
+    rundir.write_splits(args.out, splits)
+    rundir.write_json(args.out / rundir.DATA, describe(splits, cfg.data.format, cfg.data.exclude))
+    sizes = f"{len(splits.train)} train, {len(splits.validation)} validation, {len(splits.test)} test"
+    print(f"wrote {sizes} problems to {args.out}")
+
+
+def quickstart_config_path() -> Path:
+    return Path(str(resources.files("arithlab") / "configs" / "quickstart.yaml"))
+
+
+def cmd_quickstart(args) -> None:
+    from arithlab.config import load_config
+    from arithlab.trainer import train
+
+    cfg = load_config(quickstart_config_path(), args.overrides)
+    started = time.perf_counter()
+    out = train(cfg, args.out, force=args.force, progress=not args.quiet)
+    summary = rundir.read_json(out / rundir.EVAL)
+    print(
+        f"quickstart: {summary['accuracy']:.2%} exact match on {summary['n']} unseen 3-digit additions "
+        f"after {time.perf_counter() - started:.0f} s (training {summary['seconds']:.0f} s); run in {out}"
+    )
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "ask": cmd_ask, "data": cmd_data, "quickstart": cmd_quickstart}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        COMMANDS[args.verb](args)
+    except ArithlabError as err:
+        print(f"arithlab: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        run = getattr(args, "resume", None) or getattr(args, "out", None) or "RUN"
+        print(f"\narithlab: interrupted; a checkpoint was saved: arithlab train --resume {run}", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

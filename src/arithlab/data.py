@@ -1,0 +1,120 @@
+"""Datasets: the training, validation and test problems of a run, and problem files.
+
+Problem files hold one problem a line in the study's text form (`686+753=1439`; the
+answer may be left off). Generated splits are disjoint by construction: the training set
+is drawn first, then the test and validation sets from their own seeded streams, skipping
+every problem already taken.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from arithlab import sampling
+from arithlab.config import DataConfig
+from arithlab.errors import ArithlabError
+from arithlab.formats import get_format
+from arithlab.tasks import Problem, operation, parse_problem
+
+# Distinct seeds for the streams of each split, so that they never coincide.
+_TEST_STREAM, _VAL_STREAM = 1_000_003, 2_000_003
+
+
+@dataclass
+class Splits:
+    train: list[Problem]
+    validation: list[Problem]
+    test: list[Problem]
+
+
+def read_problems(path: Path) -> list[Problem]:
+    """Problems of a file; a line that is not a problem, or states a wrong answer, is an
+    error naming the file, the line number and the line."""
+    try:
+        text = Path(path).read_text()
+    except OSError as err:
+        raise ArithlabError(f"{path}: cannot read problem file ({err.strerror})") from None
+    except UnicodeDecodeError:
+        raise ArithlabError(f"{path}: not a text file") from None
+    problems = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            problem, stated = parse_problem(line)
+        except ValueError as err:
+            raise ArithlabError(f"{path}:{number}: {err}: {line!r}") from None
+        if stated is not None and stated != problem.answer:
+            raise ArithlabError(f"{path}:{number}: wrong answer, {problem.question} is {problem.answer}: {line!r}")
+        problems.append(problem)
+    if not problems:
+        raise ArithlabError(f"{path}: no problems in file")
+    return problems
+
+
+def write_problems(path: Path, problems: list[Problem]) -> None:
+    Path(path).write_text("".join(f"{p.line}\n" for p in problems))
+
+
+def _draw(symbol: str, how: str, digits: int, n: int, seed: int, avoid: set[Problem], excluded=()) -> list[Problem]:
+    if how == "balanced":
+        # Draw a few extra so that dropping the problems to avoid still leaves n.
+        pool = sampling.balanced(symbol, digits, n + len(avoid), seed, excluded)
+        return [p for p in pool if p not in avoid][:n]
+    return sampling.take_distinct(sampling.uniform(symbol, digits, seed), n, avoid, excluded)
+
+
+def build_splits(cfg: DataConfig) -> Splits:
+    symbol = operation(cfg.operation).symbol
+    fmt = get_format(cfg.format)
+    if cfg.train_file:
+        train = read_problems(Path(cfg.train_file))
+    else:
+        train = _draw(symbol, cfg.sampling, cfg.digits, cfg.n_train, cfg.seed, set(), cfg.exclude)
+    used = set(train)
+    test_digits = cfg.test_digits or cfg.digits
+    if cfg.test_file:
+        test = read_problems(Path(cfg.test_file))
+        shared = used & set(test)
+        if shared:
+            example = min(shared).question
+            raise ArithlabError(
+                f"{cfg.test_file}: {len(shared)} test problems are also in the training set (e.g. {example})"
+            )
+    else:
+        test = _draw(symbol, cfg.test_sampling, test_digits, cfg.n_test, cfg.seed + _TEST_STREAM, used)
+    used |= set(test)
+    validation = _draw(symbol, cfg.test_sampling, test_digits, cfg.n_val, cfg.seed + _VAL_STREAM, used)
+    for problem in (*train, *test):
+        fmt.check(problem)
+    return Splits(train, validation, test)
+
+
+def _histogram(values) -> dict[str, int]:
+    return {str(k): v for k, v in sorted(Counter(values).items(), key=lambda kv: (kv[0] is None, kv[0]))}
+
+
+def describe(splits: Splits, fmt_name: str, excluded: list[int]) -> dict:
+    """data.json: sizes, overlaps between splits (0 by construction), histograms."""
+    fmt = get_format(fmt_name)
+    train, val, test = set(splits.train), set(splits.validation), set(splits.test)
+    samples = [fmt.render(p) for p in splits.train]
+    excluded_set = set(excluded)
+    return {
+        "sizes": {"train": len(splits.train), "validation": len(splits.validation), "test": len(splits.test)},
+        "distinct_train": len(train),
+        "overlap": {
+            "train_test": len(train & test),
+            "train_validation": len(train & val),
+            "validation_test": len(val & test),
+        },
+        "excluded_numbers": sorted(excluded_set),
+        "train_uses_excluded": sum(1 for p in splits.train if {p.a, p.b} & excluded_set),
+        "train_by_carries": _histogram(p.carries for p in splits.train),
+        "train_by_digits": _histogram(p.digits for p in splits.train),
+        "test_by_carries": _histogram(p.carries for p in splits.test),
+        "test_by_digits": _histogram(p.digits for p in splits.test),
+        "mean_sample_chars": sum(map(len, samples)) / max(len(samples), 1),
+    }

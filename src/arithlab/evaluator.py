@@ -1,0 +1,122 @@
+"""Evaluation: prompts -> batched decoding with the KV cache -> parse -> score.
+
+Prompts are grouped by length, so a batch never needs padding and every row's positions
+are exactly those of training. Scores: exact match overall, by the longer operand's digit
+count and by number of carries.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+import torch
+
+from arithlab.formats import Format
+from arithlab.model import GPT
+from arithlab.tasks import Problem
+from arithlab.tokenizer import CharTokenizer
+
+
+def prompt_text(fmt: Format, problem: Problem, reference_prompt: bool = False) -> str:
+    """What the model is given: the format's prompt after the newline every sample
+    follows in training (without it only in the reference's pitfall mode)."""
+    return ("" if reference_prompt else "\n") + fmt.prompt(problem)
+
+
+def _stopper(fmt: Format, tokenizer: CharTokenizer, device):
+    stop_ids = torch.tensor(tokenizer.encode(fmt.stop_chars), device=device)
+    done: dict[int, bool] = {}
+
+    def finished(new: torch.Tensor) -> torch.Tensor:
+        # Only rows that just wrote a stop character can have become complete.
+        for row in torch.isin(new[:, -1], stop_ids).nonzero().flatten().tolist():
+            if row not in done and fmt.is_complete(tokenizer.decode(new[row].tolist())):
+                done[row] = True
+        return torch.tensor([done.get(i, False) for i in range(new.size(0))])
+
+    return finished
+
+
+def _cut(fmt: Format, text: str) -> str:
+    """The generated text up to where the answer was complete."""
+    for end in range(1, len(text) + 1):
+        if text[end - 1] in fmt.stop_chars and fmt.is_complete(text[:end]):
+            return text[:end]
+    return text
+
+
+@torch.no_grad()
+def generate_answers(
+    model: GPT,
+    tokenizer: CharTokenizer,
+    fmt: Format,
+    problems: list[Problem],
+    batch_size: int = 1000,
+    use_cache: bool = True,
+    temperature: float = 0.0,
+    top_k: int | None = None,
+    reference_prompt: bool = False,
+    seed: int = 0,
+) -> list[str]:
+    """The model's raw output after each problem's prompt, cut where the answer ended."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    generator = torch.Generator(device=device).manual_seed(seed) if temperature > 0 else None
+    by_length: dict[int, list[int]] = defaultdict(list)
+    encoded = [tokenizer.encode(prompt_text(fmt, p, reference_prompt)) for p in problems]
+    for i, ids in enumerate(encoded):
+        by_length[len(ids)].append(i)
+    outputs: list[str] = [""] * len(problems)
+    for indices in by_length.values():
+        for start in range(0, len(indices), batch_size):
+            chunk = indices[start : start + batch_size]
+            idx = torch.tensor([encoded[i] for i in chunk], device=device)
+            budget = max(fmt.max_new_tokens(problems[i]) for i in chunk)
+            new = model.generate(
+                idx, budget, _stopper(fmt, tokenizer, device), use_cache, temperature, top_k, generator
+            )
+            for i, row in zip(chunk, new.tolist()):
+                outputs[i] = _cut(fmt, tokenizer.decode(row))
+    model.train(was_training)
+    return outputs
+
+
+def _breakdown(pairs: Iterable[tuple[object, bool]]) -> dict[str, dict]:
+    groups: dict[object, list[bool]] = defaultdict(list)
+    for key, correct in pairs:
+        if key is not None:
+            groups[key].append(correct)
+    return {str(key): {"accuracy": sum(v) / len(v), "n": len(v)} for key, v in sorted(groups.items())}
+
+
+def score(fmt: Format, problems: list[Problem], outputs: list[str]) -> tuple[dict, list[dict]]:
+    """eval.json's summary and predictions.jsonl's rows for these outputs."""
+    predictions = []
+    for problem, output in zip(problems, outputs):
+        parsed = fmt.parse(output)
+        predictions.append(
+            {
+                "prompt": fmt.prompt(problem),
+                "output": output,
+                "parsed": parsed,
+                "answer": problem.answer,
+                "correct": parsed == problem.answer,
+            }
+        )
+    correct = [p["correct"] for p in predictions]
+    summary = {
+        "accuracy": sum(correct) / max(len(correct), 1),
+        "n": len(correct),
+        "correct": sum(correct),
+        "by_digits": _breakdown((p.digits, c) for p, c in zip(problems, correct)),
+        "by_carries": _breakdown((p.carries, c) for p, c in zip(problems, correct)),
+    }
+    return summary, predictions
+
+
+def evaluate(
+    model: GPT, tokenizer: CharTokenizer, fmt: Format, problems: list[Problem], **decoding
+) -> tuple[dict, list[dict]]:
+    return score(fmt, problems, generate_answers(model, tokenizer, fmt, problems, **decoding))

@@ -1,0 +1,243 @@
+"""Data formats: how a problem is written as a training sample, prompted and read back.
+
+Byte for byte as ../shared/FORMATS.md specifies. A format is a small object with three
+methods (`render`, `prompt`, `parse`) plus the stopping rule decoding needs; formats are
+registered by name in `FORMATS`. Scratchpad formats look up a step writer per operation,
+so adding an operation to a format is one entry in its table.
+"""
+
+from __future__ import annotations
+
+import random
+import zlib
+from collections.abc import Callable
+
+from arithlab.errors import ArithlabError
+from arithlab.tasks import Problem, digits_of
+
+# Characters a wrong answer may run on past the true answer's length before decoding stops.
+_DECODE_SLACK = 8
+
+
+class Format:
+    """Base: a sample is `prompt(problem)` followed by the answer text the model must write."""
+
+    name = ""
+    operations = "+-*"
+    # Decoding asks `is_complete` only after one of these characters: cheap stopping.
+    stop_chars = "\n"
+
+    def prompt(self, problem: Problem) -> str:
+        raise NotImplementedError
+
+    def render(self, problem: Problem) -> str:
+        raise NotImplementedError
+
+    def parse(self, text: str) -> int | None:
+        """The answer in `text` (what followed the prompt), or None where it does not parse."""
+        raise NotImplementedError
+
+    def is_complete(self, text: str) -> bool:
+        """Whether generated `text` holds the whole answer, so decoding can stop."""
+        raise NotImplementedError
+
+    def max_new_tokens(self, problem: Problem) -> int:
+        """The decoding budget: the true answer's length plus a little slack."""
+        return len(self.render(problem)) - len(self.prompt(problem)) + _DECODE_SLACK
+
+    def supports(self, problem: Problem) -> bool:
+        return problem.op in self.operations
+
+    def check(self, problem: Problem) -> None:
+        if not self.supports(problem):
+            raise ArithlabError(
+                f"format {self.name!r} does not support {problem.question!r} (operations: {' '.join(self.operations)})"
+            )
+
+
+def _to_int(text: str) -> int | None:
+    text = text.strip()
+    try:
+        return int(text) if text else None
+    except ValueError:
+        return None
+
+
+def _line_after(text: str, marker: str) -> str | None:
+    """The line that follows `marker` in `text`, if that line is finished."""
+    start = text.find(marker)
+    if start < 0:
+        return None
+    rest = text[start + len(marker) :]
+    end = rest.find("\n")
+    return None if end < 0 else rest[:end]
+
+
+class Plain(Format):
+    """`128+367=495\\n`: the answer as written by hand."""
+
+    name = "plain"
+
+    def prompt(self, problem: Problem) -> str:
+        return f"{problem.question}="
+
+    def render(self, problem: Problem) -> str:
+        self.check(problem)
+        return f"{problem.question}={problem.answer}\n"
+
+    def parse(self, text: str) -> int | None:
+        end = text.find("\n")
+        return None if end < 0 else _to_int(text[:end])
+
+    def is_complete(self, text: str) -> bool:
+        return "\n" in text
+
+
+class Reverse(Format):
+    """`$128+367=594$\\n`: the answer written least significant digit first, in `$`s."""
+
+    name = "reverse"
+    stop_chars = "$"
+
+    def prompt(self, problem: Problem) -> str:
+        return f"${problem.question}="
+
+    def render(self, problem: Problem) -> str:
+        self.check(problem)
+        # The whole answer string is reversed, so a minus sign goes last: 932-.
+        return f"${problem.question}={str(problem.answer)[::-1]}$\n"
+
+    def parse(self, text: str) -> int | None:
+        end = text.find("$")
+        return None if end < 0 else _to_int(text[:end][::-1])
+
+    def is_complete(self, text: str) -> bool:
+        return "$" in text
+
+
+def _digit_list(digits: list[int]) -> str:
+    return "[" + ",".join(str(d) for d in digits) + "]"
+
+
+def _addition_steps(problem: Problem):
+    """Per digit position, least significant first: (x, y, carry in, sum)."""
+    xs, ys = digits_of(problem.a), digits_of(problem.b)
+    carry = 0
+    for i in range(max(len(xs), len(ys))):
+        # Past the shorter operand's end its digit counts as 0.
+        x = xs[-1 - i] if i < len(xs) else 0
+        y = ys[-1 - i] if i < len(ys) else 0
+        total = x + y + carry
+        yield x, y, carry, total
+        carry = total // 10
+
+
+# A simplified-scratchpad writer returns (step lines, answer line) for one problem; `rng`
+# supplies the random A and C values of the study's ablation, None where they are true.
+SimplifiedWriter = Callable[[Problem, "random.Random | None", "random.Random | None"], tuple[list[str], str]]
+
+
+def _simplified_addition(problem: Problem, rng_a, rng_c) -> tuple[list[str], str]:
+    lines = []
+    for _, _, _, total in _addition_steps(problem):
+        a = rng_a.randint(0, 9) if rng_a else total % 10
+        c = rng_c.randint(0, 1) if rng_c else total // 10
+        lines.append(f"A->{a} , C->{c}")
+    return lines, str(problem.answer)
+
+
+class Simplified(Format):
+    """`Input:\\n128+367\\nTarget:\\nA->5 , C->1\\n...A->4 , C->0.\\n495\\n`.
+
+    `random_a` / `random_c` give the study's ablation: same layout, random A (0-9) and/or
+    C (0-1) values, drawn from a generator seeded by the problem so data are reproducible.
+    """
+
+    stop_chars = "\n"
+    writers: dict[str, SimplifiedWriter] = {"+": _simplified_addition}
+
+    def __init__(self, name: str = "simplified", random_a: bool = False, random_c: bool = False):
+        self.name, self.random_a, self.random_c = name, random_a, random_c
+        self.operations = "".join(self.writers)
+
+    def prompt(self, problem: Problem) -> str:
+        return f"Input:\n{problem.question}\nTarget:\n"
+
+    def render(self, problem: Problem) -> str:
+        self.check(problem)
+        rng = random.Random(zlib.crc32(f"{self.name}:{problem.question}".encode()))
+        lines, answer = self.writers[problem.op](
+            problem, rng if self.random_a else None, rng if self.random_c else None
+        )
+        return self.prompt(problem) + "\n".join(lines) + f".\n{answer}\n"
+
+    def parse(self, text: str) -> int | None:
+        line = _line_after(text, ".\n")
+        return None if line is None else _to_int(line)
+
+    def is_complete(self, text: str) -> bool:
+        return _line_after(text, ".\n") is not None
+
+
+def _detailed_addition(problem: Problem) -> tuple[list[str], list[int]]:
+    xs, ys = digits_of(problem.a), digits_of(problem.b)
+    lines = [f"{_digit_list(xs)} has {len(xs)} digits.", f"{_digit_list(ys)} has {len(ys)} digits."]
+    written: list[int] = []
+    carry = 0
+    for x, y, carry_in, total in _addition_steps(problem):
+        lines.append(
+            f"{_digit_list(xs)} + {_digit_list(ys)} , A={_digit_list(written)} , C={carry_in} , "
+            f"{x}+{y}+{carry_in}={total} , A->{total % 10} , C->{total // 10}"
+        )
+        written.insert(0, total % 10)
+        carry = total // 10
+        xs, ys = xs[:-1], ys[:-1]
+    lines.append(f"[] + [] , A={_digit_list(written)} C={carry} , END")
+    return lines, ([1] if carry else []) + written
+
+
+class Detailed(Format):
+    """The detailed scratchpad: every step spelled out, the answer's digits spaced."""
+
+    name = "detailed"
+    writers: dict[str, Callable[[Problem], tuple[list[str], list[int] | str]]] = {
+        "+": _detailed_addition,
+    }
+    operations = "".join(writers)
+
+    def prompt(self, problem: Problem) -> str:
+        return f"Input:\n{problem.question}\nTarget:\n"
+
+    def render(self, problem: Problem) -> str:
+        self.check(problem)
+        lines, answer = self.writers[problem.op](problem)
+        if not isinstance(answer, str):
+            answer = " ".join(str(d) for d in answer)
+        return self.prompt(problem) + "<scratch>\n" + "\n".join(lines) + f"\n</scratch>\n{answer}\n"
+
+    def parse(self, text: str) -> int | None:
+        line = _line_after(text, "</scratch>\n")
+        return None if line is None else _to_int(line.replace(" ", ""))
+
+    def is_complete(self, text: str) -> bool:
+        return _line_after(text, "</scratch>\n") is not None
+
+
+FORMATS: dict[str, Format] = {
+    fmt.name: fmt
+    for fmt in (
+        Plain(),
+        Reverse(),
+        Simplified(),
+        Simplified("simplified_random_a", random_a=True),
+        Simplified("simplified_random_c", random_c=True),
+        Simplified("simplified_random_ac", random_a=True, random_c=True),
+        Detailed(),
+    )
+}
+
+
+def get_format(name: str) -> Format:
+    if name not in FORMATS:
+        raise ArithlabError(f"unknown format {name!r} (allowed: {', '.join(FORMATS)})")
+    return FORMATS[name]

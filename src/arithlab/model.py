@@ -1,0 +1,206 @@
+"""GPT: the GPT-2 architecture as in nanoGPT, with a KV cache for decoding.
+
+Pre-LayerNorm blocks, GELU MLPs, learned absolute positions, input and output embeddings
+tied, optional biases, dropout. Attention goes through scaled_dot_product_attention, which
+picks flash or memory-efficient kernels where the device has them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+from torch.nn import functional as F
+
+
+@dataclass
+class GPTConfig:
+    vocab_size: int = 96
+    block_size: int = 64
+    n_layer: int = 2
+    n_head: int = 4
+    n_embd: int = 128
+    dropout: float = 0.0
+    bias: bool = True
+
+
+# Named sizes; every field can still be set on its own in a run's config.
+PRESETS: dict[str, dict] = {
+    # The quickstart's model: small enough to learn 3-digit addition in minutes on 2 cores.
+    "small": dict(n_layer=2, n_head=4, n_embd=128, dropout=0.0),
+    "tiny": dict(n_layer=1, n_head=2, n_embd=32, dropout=0.0),
+    # The study's NanoGPT: 10.6M parameters.
+    "nanogpt": dict(n_layer=6, n_head=6, n_embd=384, dropout=0.2),
+    "gpt2": dict(n_layer=12, n_head=12, n_embd=768, dropout=0.0),
+}
+
+
+class KVCache:
+    """Keys and values of every layer, preallocated for a whole decoding run."""
+
+    def __init__(self, config: GPTConfig, batch: int, length: int, device, dtype):
+        shape = (batch, config.n_head, length, config.n_embd // config.n_head)
+        self.keys = [torch.empty(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
+        self.values = [torch.empty(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
+        self.length = 0  # positions filled so far
+
+    def append(self, layer: int, k: torch.Tensor, v: torch.Tensor):
+        end = self.length + k.size(2)
+        self.keys[layer][:, :, self.length : end] = k
+        self.values[layer][:, :, self.length : end] = v
+        return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config: GPTConfig, layer: int):
+        super().__init__()
+        assert config.n_embd % config.n_head == 0, "n_embd must be a multiple of n_head"
+        self.layer = layer
+        self.n_head = config.n_head
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = config.dropout
+        self.resid_dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        if cache is not None:
+            k, v = cache.append(self.layer, k, v)
+        # New queries see every cached position and, among themselves, only earlier ones.
+        # A single new token sees everything: no mask. Several (the prompt, cache empty):
+        # the ordinary causal mask.
+        assert T == 1 or k.size(2) == T, "prefill must start from an empty cache"
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=T > 1)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)
+        return self.resid_dropout(self.c_proj(y))
+
+
+class MLP(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.gelu = nn.GELU()
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
+
+
+class Block(nn.Module):
+    def __init__(self, config: GPTConfig, layer: int):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.attn = CausalSelfAttention(config, layer)
+        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.mlp = MLP(config)
+
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), cache)
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPT(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.config = config
+        self.transformer = nn.ModuleDict(
+            dict(
+                wte=nn.Embedding(config.vocab_size, config.n_embd),
+                wpe=nn.Embedding(config.block_size, config.n_embd),
+                drop=nn.Dropout(config.dropout),
+                h=nn.ModuleList([Block(config, i) for i in range(config.n_layer)]),
+                ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
+            )
+        )
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.lm_head.weight = self.transformer.wte.weight  # tied embeddings
+        self.apply(self._init_weights)
+        # GPT-2's scaled init of the residual projections.
+        for name, p in self.named_parameters():
+            if name.endswith("c_proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(self, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        """Logits for every position of `idx` (B, T); with a cache, `idx` continues it."""
+        start = cache.length if cache is not None else 0
+        T = idx.size(1)
+        if start + T > self.config.block_size:
+            raise ValueError(f"sequence of {start + T} tokens exceeds block_size {self.config.block_size}")
+        pos = torch.arange(start, start + T, device=idx.device)
+        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
+        for block in self.transformer.h:
+            x = block(x, cache)
+        if cache is not None:
+            cache.length += T
+        return self.lm_head(self.transformer.ln_f(x))
+
+    def loss(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy over the targets that are not -100 (padding, prompts)."""
+        logits = self(idx)
+        return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-100)
+
+    def optimizer(self, lr: float, weight_decay: float, betas: tuple[float, float], fused: bool = False):
+        """AdamW, with weight decay on matrices only (not biases, norms)."""
+        params = [p for p in self.parameters() if p.requires_grad]
+        groups = [
+            {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+        ]
+        return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=fused or None)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        idx: torch.Tensor,
+        max_new_tokens: int,
+        finished=None,
+        use_cache: bool = True,
+        temperature: float = 0.0,
+        top_k: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Continue every row of `idx` (B, T) by up to `max_new_tokens` tokens.
+
+        Greedy where `temperature` is 0, else sampled (top-k). `finished(new)` gets the
+        (B, n) tokens generated so far and says which rows are done; decoding stops when
+        all are. Without the cache every step recomputes the whole sequence (the baseline
+        the cache is measured against; both give the same tokens).
+        """
+        B, T = idx.shape
+        max_new_tokens = min(max_new_tokens, self.config.block_size - T)
+        cache = None
+        if use_cache:
+            dtype = next(self.parameters()).dtype
+            cache = KVCache(self.config, B, T + max_new_tokens, idx.device, dtype)
+        new = idx.new_empty((B, 0))
+        step_input = idx
+        for _ in range(max_new_tokens):
+            logits = self(step_input, cache)[:, -1, :] if use_cache else self(torch.cat([idx, new], 1))[:, -1, :]
+            if temperature > 0:
+                logits = logits / temperature
+                if top_k:
+                    kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, -1:]
+                    logits = logits.masked_fill(logits < kth, float("-inf"))
+                next_id = torch.multinomial(torch.softmax(logits, -1), 1, generator=generator)
+            else:
+                next_id = logits.argmax(-1, keepdim=True)
+            new = torch.cat([new, next_id], 1)
+            step_input = next_id
+            if finished is not None and bool(finished(new).all()):
+                break
+        return new

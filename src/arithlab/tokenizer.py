@@ -1,0 +1,49 @@
+"""Character tokenizer: one token per character, saved with every run as vocab.json.
+
+The vocabulary is fixed (newline and printable ASCII), so every format, operation and
+English text share ids and a model trained on one can be fine-tuned on another.
+"""
+
+from __future__ import annotations
+
+import json
+import string
+from pathlib import Path
+
+from arithlab.errors import ArithlabError
+
+DEFAULT_CHARS = "\n" + "".join(ch for ch in string.printable if ch.isprintable())
+
+
+class CharTokenizer:
+    def __init__(self, chars: str = DEFAULT_CHARS):
+        if len(set(chars)) != len(chars):
+            raise ArithlabError("vocabulary has repeated characters")
+        self.chars = chars
+        self.ids = {ch: i for i, ch in enumerate(chars)}
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.chars)
+
+    def encode(self, text: str) -> list[int]:
+        try:
+            return [self.ids[ch] for ch in text]
+        except KeyError as missing:
+            position = text.index(missing.args[0])
+            raise ArithlabError(
+                f"character {missing.args[0]!r} at position {position} of {text!r} is not in the vocabulary"
+            ) from None
+
+    def decode(self, ids) -> str:
+        return "".join(self.chars[i] for i in ids)
+
+    def save(self, path: Path) -> None:
+        Path(path).write_text(json.dumps({"chars": self.chars}, indent=1) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> CharTokenizer:
+        try:
+            return cls(json.loads(Path(path).read_text())["chars"])
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise ArithlabError(f"{path}: not a readable vocabulary ({err})") from None

@@ -1,0 +1,205 @@
+"""Training: one function whose loop fits on a screen, with small helpers beside it.
+
+`train(config, out)` builds (or, resuming, reads back) the data, trains with AdamW, a
+warm-up and cosine decay to lr/10, evaluates on the validation set every
+`eval_interval` iterations, checkpoints there (and on Ctrl-C), and at the end writes the
+weights and the test evaluation into the run directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+import traceback
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from arithlab import rundir
+from arithlab.batches import AnswerBatches, StreamBatches
+from arithlab.config import Config
+from arithlab.data import build_splits, describe
+from arithlab.errors import ArithlabError
+from arithlab.evaluator import evaluate
+from arithlab.formats import _DECODE_SLACK, get_format
+from arithlab.model import GPT, PRESETS
+from arithlab.tokenizer import CharTokenizer
+
+
+def pick_device(name: str) -> str:
+    if name != "auto":
+        if name == "cuda" and not torch.cuda.is_available():
+            raise ArithlabError("train.device: cuda asked for, but torch sees no CUDA device")
+        if name == "mps" and not torch.backends.mps.is_available():
+            raise ArithlabError("train.device: mps asked for, but torch sees no MPS device")
+        return name
+    if torch.cuda.is_available():
+        return "cuda"
+    if torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def resolve(cfg: Config, splits) -> Config:
+    """The config with every model dimension filled in (what config.yaml records)."""
+    if cfg.model.preset not in PRESETS:
+        raise ArithlabError(f"config key model.preset: {cfg.model.preset!r} is not one of {', '.join(PRESETS)}")
+    preset = PRESETS[cfg.model.preset]
+    model = dataclasses.replace(cfg.model, **{k: v for k, v in preset.items() if getattr(cfg.model, k) is None})
+    if model.block_size is None:
+        fmt = get_format(cfg.data.format)
+        # Room for the longest sample and for decoding a little past the longest answer.
+        longest = max(len("\n" + fmt.render(p)) for p in (*splits.train, *splits.validation, *splits.test))
+        model.block_size = 256 if cfg.train.objective == "stream" and longest < 256 else longest + _DECODE_SLACK
+    if model.n_embd % model.n_head:
+        raise ArithlabError(f"model: n_embd {model.n_embd} is not a multiple of n_head {model.n_head}")
+    return dataclasses.replace(cfg, model=model)
+
+
+def learning_rate(it: int, cfg) -> float:
+    """Linear warm-up, then cosine decay to lr * min_lr_ratio at max_iters."""
+    if it < cfg.warmup_iters:
+        return cfg.lr * (it + 1) / cfg.warmup_iters
+    progress = min(1.0, (it - cfg.warmup_iters) / max(1, cfg.max_iters - cfg.warmup_iters))
+    floor = cfg.lr * cfg.min_lr_ratio
+    return floor + 0.5 * (1 + math.cos(math.pi * progress)) * (cfg.lr - floor)
+
+
+def train(cfg: Config, out: Path, resume: bool = False, force: bool = False, progress: bool = True) -> Path:
+    """Train the run described by `cfg` into `out` (or continue the one there)."""
+    out = Path(out)
+    rundir.prepare(out, resume, force)
+    try:
+        return _train(cfg, out, resume, progress)
+    except (ArithlabError, KeyboardInterrupt):
+        raise
+    except Exception:
+        (out / rundir.ERROR).write_text(traceback.format_exc())
+        raise
+
+
+def _setup(cfg: Config, out: Path, resume: bool, device: str):
+    tokenizer = CharTokenizer()
+    if resume:
+        cfg = rundir.load_run_config(out)
+        splits = rundir.read_splits(out)
+    else:
+        splits = build_splits(cfg.data)
+        cfg = resolve(cfg, splits)
+        cfg.save(out / rundir.CONFIG)
+        tokenizer.save(out / rundir.VOCAB)
+        rundir.write_splits(out, splits)
+        rundir.write_json(out / rundir.DATA, describe(splits, cfg.data.format, cfg.data.exclude))
+        rundir.write_json(out / rundir.ENV, rundir.environment(device))
+    return cfg, splits, tokenizer
+
+
+def _train(cfg: Config, out: Path, resume: bool, progress: bool) -> Path:
+    device = pick_device(cfg.train.device)
+    if resume and (out / rundir.EVAL).exists():
+        return out  # finished already
+    cfg, splits, tokenizer = _setup(cfg, out, resume, device)
+    tc = cfg.train
+    torch.set_num_threads(tc.threads or os.cpu_count() or 1)
+    if device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    torch.manual_seed(tc.seed)
+    generator = torch.Generator().manual_seed(tc.seed)
+    fmt = get_format(cfg.data.format)
+    model = GPT(rundir.gpt_config(cfg, tokenizer.vocab_size)).to(device)
+    optimizer = model.optimizer(tc.lr, tc.weight_decay, (tc.beta1, tc.beta2), fused=device == "cuda")
+    if tc.objective == "answer":
+        batches = AnswerBatches(splits.train, fmt, tokenizer)
+    else:
+        batches = StreamBatches(splits.train, fmt, tokenizer, cfg.model.block_size)
+    state = {
+        "iter": 0,
+        "tokens_seen": 0,
+        "loss_tokens": 0,
+        "seconds": 0.0,
+        "loss_sum": 0.0,
+        "loss_steps": 0,
+        "val_accuracy": None,
+    }
+    if resume and (out / rundir.CHECKPOINT).exists():
+        state = rundir.load_checkpoint(out, model, optimizer, generator)
+    step = torch.compile(model) if tc.compile else model
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else nullcontext()
+
+    bar = tqdm(total=tc.max_iters, initial=state["iter"], disable=not progress, desc=cfg.name, dynamic_ncols=True)
+    started = time.perf_counter() - state["seconds"]
+    model.train()
+    try:
+        while state["iter"] < tc.max_iters:
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(state["iter"], tc)
+            x, y, real_tokens = batches.sample(tc.batch_size, generator)
+            x, y = x.to(device), y.to(device)
+            with autocast:
+                logits = step(x)
+                loss = torch.nn.functional.cross_entropy(
+                    logits.view(-1, logits.size(-1)).float(), y.reshape(-1), ignore_index=-100
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if tc.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+            optimizer.step()
+            state["iter"] += 1
+            state["tokens_seen"] += real_tokens
+            state["loss_tokens"] += int((y != -100).sum())
+            state["loss_sum"] += loss.item()
+            state["loss_steps"] += 1
+            bar.update(1)
+            if state["iter"] % tc.eval_interval == 0 or state["iter"] == tc.max_iters:
+                state["seconds"] = time.perf_counter() - started
+                _log_eval(cfg, out, model, tokenizer, fmt, splits.validation, state)
+                bar.set_postfix(loss=f"{state['last_loss']:.4f}", val_acc=f"{state['val_accuracy']:.3f}")
+                rundir.save_checkpoint(out, model, optimizer, generator, state)
+    except KeyboardInterrupt:
+        state["seconds"] = time.perf_counter() - started
+        rundir.save_checkpoint(out, model, optimizer, generator, state)
+        bar.close()
+        raise
+    bar.close()
+    rundir.save_weights(model, out / rundir.WEIGHTS)
+    summary, predictions = evaluate(model, tokenizer, fmt, splits.test, **decoding_options(cfg))
+    summary.update(seconds=state["seconds"], tokens_seen=state["tokens_seen"], iters=state["iter"])
+    rundir.write_jsonl(out / rundir.PREDICTIONS, predictions)
+    rundir.write_json(out / rundir.EVAL, summary)
+    return out
+
+
+def decoding_options(cfg: Config) -> dict:
+    ec = cfg.eval
+    sampled = ec.decoding == "sample"
+    return dict(
+        batch_size=ec.batch_size,
+        temperature=ec.temperature if sampled else 0.0,
+        top_k=ec.top_k if sampled else None,
+        reference_prompt=ec.reference_prompt,
+    )
+
+
+def _log_eval(cfg, out, model, tokenizer, fmt, validation, state) -> None:
+    """Validation accuracy and the mean training loss since the last evaluation, to
+    metrics.jsonl."""
+    summary, _ = evaluate(model, tokenizer, fmt, validation, **decoding_options(cfg))
+    state["val_accuracy"] = summary["accuracy"]
+    state["last_loss"] = state["loss_sum"] / max(state["loss_steps"], 1)
+    state["loss_sum"], state["loss_steps"] = 0.0, 0
+    row = {
+        "iter": state["iter"],
+        "loss": state["last_loss"],
+        "val_accuracy": summary["accuracy"],
+        "tokens_seen": state["tokens_seen"],
+        "loss_tokens": state["loss_tokens"],
+        "seconds": round(state["seconds"], 3),
+    }
+    with open(out / rundir.METRICS, "a") as f:
+        f.write(__import__("json").dumps(row) + "\n")

@@ -1,0 +1,65 @@
+import pytest
+import torch
+
+from arithlab.model import GPT, PRESETS, GPTConfig
+
+
+def _model(**kw) -> GPT:
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(**{"vocab_size": 96, "block_size": 48, **kw}))
+    return model.eval()
+
+
+@pytest.mark.parametrize("kw", [{}, {"n_layer": 3, "n_head": 2, "n_embd": 32, "bias": False}, {"dropout": 0.2}])
+def test_kv_cache_decoding_gives_the_same_tokens_as_full_recomputation(kw):
+    model = _model(**kw)
+    prompts = torch.randint(0, 96, (5, 9), generator=torch.Generator().manual_seed(1))
+    cached = model.generate(prompts, 30, use_cache=True)
+    full = model.generate(prompts, 30, use_cache=False)
+    assert cached.shape == (5, 30)
+    assert torch.equal(cached, full)
+
+
+def test_kv_cache_logits_match_full_forward_at_every_position():
+    from arithlab.model import KVCache
+
+    model = _model()
+    x = torch.randint(0, 96, (2, 20))
+    full = model(x)
+    cache = KVCache(model.config, 2, 20, "cpu", torch.float32)
+    steps = [model(x[:, :7], cache)] + [model(x[:, i : i + 1], cache) for i in range(7, 20)]
+    assert torch.allclose(torch.cat(steps, 1), full, atol=1e-5)
+
+
+def test_generation_stops_when_every_row_is_finished():
+    model = _model()
+    prompts = torch.zeros((3, 4), dtype=torch.long)
+    new = model.generate(prompts, 20, finished=lambda new: torch.full((new.size(0),), new.size(1) >= 3))
+    assert new.shape == (3, 3)
+
+
+def test_sampled_generation_is_reproducible_with_a_seeded_generator():
+    model = _model()
+    prompts = torch.zeros((4, 3), dtype=torch.long)
+    runs = [
+        model.generate(prompts, 10, temperature=0.8, top_k=5, generator=torch.Generator().manual_seed(7))
+        for _ in range(2)
+    ]
+    assert torch.equal(*runs)
+
+
+def test_input_and_output_embeddings_are_tied():
+    model = _model()
+    assert model.lm_head.weight is model.transformer.wte.weight
+
+
+def test_sequence_longer_than_block_size_is_refused():
+    model = _model()
+    with pytest.raises(ValueError, match="block_size"):
+        model(torch.zeros((1, 49), dtype=torch.long))
+
+
+def test_nanogpt_preset_has_the_studys_size():
+    # The study's NanoGPT: 6 layers, 6 heads, 384 wide, about 10.6M parameters.
+    model = GPT(GPTConfig(vocab_size=96, block_size=256, **PRESETS["nanogpt"]))
+    assert 10.5e6 < model.num_params() < 10.9e6

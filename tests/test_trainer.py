@@ -1,0 +1,150 @@
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from conftest import tiny_config
+from safetensors.torch import load_file
+
+from arithlab import rundir
+from arithlab.errors import ArithlabError
+from arithlab.trainer import learning_rate, train
+
+
+def test_tiny_model_learns_two_digit_addition(trained_run):
+    summary = json.loads((trained_run / "eval.json").read_text())
+    assert summary["n"] == 400
+    # Chance is far below 1%; the model must really have learned to add.
+    assert summary["accuracy"] >= 0.6
+    assert set(summary) >= {"accuracy", "n", "by_digits", "by_carries"}
+    assert set(summary["by_digits"]) == {"1", "2"}
+
+
+def test_run_directory_holds_every_file_of_the_contract(trained_run):
+    for name in (
+        "config.yaml",
+        "vocab.json",
+        "model.safetensors",
+        "metrics.jsonl",
+        "eval.json",
+        "predictions.jsonl",
+        "data.json",
+        "env.json",
+        "train.txt",
+        "validation.txt",
+        "test.txt",
+    ):
+        assert (trained_run / name).is_file(), name
+    assert (trained_run / "checkpoint" / "state.json").is_file()
+    data = json.loads((trained_run / "data.json").read_text())
+    assert data["overlap"] == {"train_test": 0, "train_validation": 0, "validation_test": 0}
+    metrics = [json.loads(line) for line in (trained_run / "metrics.jsonl").read_text().splitlines()]
+    assert [m["iter"] for m in metrics] == [200, 400, 600]
+    assert metrics[-1]["tokens_seen"] > metrics[0]["tokens_seen"] > 0
+    cfg = rundir.load_run_config(trained_run)
+    assert cfg.model.n_layer == 2 and cfg.model.block_size is not None  # fully resolved
+    predictions = (trained_run / "predictions.jsonl").read_text().splitlines()
+    assert len(predictions) == 400
+
+
+def test_learning_rate_warms_up_then_decays_to_a_tenth():
+    cfg = tiny_config("train.lr=1e-3", "train.warmup_iters=10", "train.max_iters=100").train
+    assert learning_rate(0, cfg) == pytest.approx(1e-4)
+    assert learning_rate(9, cfg) == pytest.approx(1e-3)
+    assert learning_rate(100, cfg) == pytest.approx(1e-4)
+    assert learning_rate(55, cfg) == pytest.approx(5.5e-4)
+
+
+def test_existing_run_directory_is_not_overwritten_without_force(trained_run, tmp_path):
+    with pytest.raises(ArithlabError, match="--resume continues it, --force replaces it"):
+        train(tiny_config(), trained_run, progress=False)
+
+
+RESUME_SETTINGS = [
+    "model.n_layer=1",
+    "model.n_embd=32",
+    "model.n_head=2",
+    "train.batch_size=32",
+    "train.max_iters=300",
+    "train.eval_interval=50",
+    "data.n_train=500",
+    "data.n_val=20",
+    "data.n_test=50",
+    "train.threads=1",
+    "model.dropout=0.1",
+]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    out = tmp_path_factory.mktemp("resume") / "whole"
+    train(tiny_config(*RESUME_SETTINGS), out, progress=False)
+    return out
+
+
+def _interrupt_after_first_checkpoint(out, sig):
+    config = out.parent / f"{out.name}.yaml"
+    tiny_config(*RESUME_SETTINGS).save(config)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "arithlab", "train", str(config), "--quiet", "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 120
+    while not (out / "checkpoint" / "state.json").exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() < deadline
+        time.sleep(0.02)
+    proc.send_signal(sig)
+    proc.communicate(timeout=60)
+    return proc.returncode
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "killed"])
+def test_interrupted_run_resumes_to_exactly_the_uninterrupted_result(uninterrupted, tmp_path, sig):
+    out = tmp_path / "run"
+    code = _interrupt_after_first_checkpoint(out, sig)
+    assert code != 0
+    state = json.loads((out / "checkpoint" / "state.json").read_text())
+    assert 0 < state["iter"] < 300
+    assert not (out / "eval.json").exists()
+    done = subprocess.run(
+        [sys.executable, "-m", "arithlab", "train", "--quiet", "--resume", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    whole = load_file(str(uninterrupted / "model.safetensors"))
+    resumed = load_file(str(out / "model.safetensors"))
+    assert whole.keys() == resumed.keys()
+    for key in whole:
+        assert torch.equal(whole[key], resumed[key]), key
+
+    def without_time(path):
+        return [{k: v for k, v in json.loads(line).items() if k != "seconds"} for line in path.read_text().splitlines()]
+
+    assert without_time(out / "metrics.jsonl") == without_time(uninterrupted / "metrics.jsonl")
+    assert (
+        json.loads((out / "eval.json").read_text())["accuracy"]
+        == json.loads((uninterrupted / "eval.json").read_text())["accuracy"]
+    )
+
+
+def test_resume_of_a_missing_run_is_a_clear_error(tmp_path):
+    with pytest.raises(ArithlabError, match="no run to resume"):
+        train(tiny_config(), tmp_path / "nothing", resume=True, progress=False)
+
+
+def test_stream_objective_trains_and_evaluates(tmp_path):
+    out = train(
+        tiny_config(*RESUME_SETTINGS, "train.objective=stream", "train.max_iters=20", "model.block_size=64"),
+        tmp_path / "stream",
+        progress=False,
+    )
+    summary = json.loads((out / "eval.json").read_text())
+    assert summary["n"] == 50 and summary["tokens_seen"] == 20 * 32 * 64
