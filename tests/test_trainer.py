@@ -20,7 +20,8 @@ def test_tiny_model_learns_two_digit_addition(trained_run):
     # Chance is far below 1%; the model must really have learned to add.
     assert summary["accuracy"] >= 0.6
     assert set(summary) >= {"accuracy", "n", "by_digits", "by_carries"}
-    assert set(summary["by_digits"]) == {"1", "2"}
+    # All 100 one-digit pairs are in training, so the disjoint test set has none.
+    assert set(summary["by_digits"]) == {"2"}
 
 
 def test_run_directory_holds_every_file_of_the_contract(trained_run):

@@ -9,11 +9,14 @@ weights and the test evaluation into the run directory.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
+import signal
+import threading
 import time
 import traceback
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import torch
@@ -134,8 +137,14 @@ def _train(cfg: Config, out: Path, resume: bool, progress: bool) -> Path:
     bar = tqdm(total=tc.max_iters, initial=state["iter"], disable=not progress, desc=cfg.name, dynamic_ncols=True)
     started = time.perf_counter() - state["seconds"]
     model.train()
-    try:
+    with _deferred_interrupt() as interrupt:
         while state["iter"] < tc.max_iters:
+            if interrupt.requested:
+                # Only between steps: the checkpoint then holds a whole step, no half of one.
+                state["seconds"] = time.perf_counter() - started
+                rundir.save_checkpoint(out, model, optimizer, generator, state)
+                bar.close()
+                raise KeyboardInterrupt
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(state["iter"], tc)
             x, y, real_tokens = batches.sample(tc.batch_size, generator)
@@ -161,11 +170,6 @@ def _train(cfg: Config, out: Path, resume: bool, progress: bool) -> Path:
                 _log_eval(cfg, out, model, tokenizer, fmt, splits.validation, state)
                 bar.set_postfix(loss=f"{state['last_loss']:.4f}", val_acc=f"{state['val_accuracy']:.3f}")
                 rundir.save_checkpoint(out, model, optimizer, generator, state)
-    except KeyboardInterrupt:
-        state["seconds"] = time.perf_counter() - started
-        rundir.save_checkpoint(out, model, optimizer, generator, state)
-        bar.close()
-        raise
     bar.close()
     rundir.save_weights(model, out / rundir.WEIGHTS)
     summary, predictions = evaluate(model, tokenizer, fmt, splits.test, **decoding_options(cfg))
@@ -173,6 +177,28 @@ def _train(cfg: Config, out: Path, resume: bool, progress: bool) -> Path:
     rundir.write_jsonl(out / rundir.PREDICTIONS, predictions)
     rundir.write_json(out / rundir.EVAL, summary)
     return out
+
+
+class _Interrupt:
+    requested = False
+
+
+@contextmanager
+def _deferred_interrupt():
+    """Turn Ctrl-C (SIGINT) into a request the training loop honours between steps."""
+    interrupt = _Interrupt()
+    if threading.current_thread() is not threading.main_thread():
+        yield interrupt  # signal handlers can only be set from the main thread
+        return
+
+    def request(signum, frame):
+        interrupt.requested = True
+
+    previous = signal.signal(signal.SIGINT, request)
+    try:
+        yield interrupt
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def decoding_options(cfg: Config) -> dict:
@@ -202,4 +228,4 @@ def _log_eval(cfg, out, model, tokenizer, fmt, validation, state) -> None:
         "seconds": round(state["seconds"], 3),
     }
     with open(out / rundir.METRICS, "a") as f:
-        f.write(__import__("json").dumps(row) + "\n")
+        f.write(json.dumps(row) + "\n")

@@ -1,0 +1,132 @@
+"""The command line and the Python API, end to end on the session's tiny trained run."""
+
+import json
+import shutil
+
+import pytest
+
+import arithlab
+from arithlab.cli import main
+
+
+def run_cli(capsys, *args):
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_data_show_prints_exactly_the_training_sample(capsys):
+    code, out, err = run_cli(capsys, "data", "show", "--format", "simplified", "128+367")
+    assert code == 0 and err == ""
+    assert out == "Input:\n128+367\nTarget:\nA->5 , C->1\nA->9 , C->0\nA->4 , C->0.\n495\n"
+
+
+def test_data_make_writes_disjoint_problem_files(capsys, tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("data:\n  n_train: 300\n  n_val: 50\n  n_test: 200\n")
+    code, out, _ = run_cli(capsys, "data", "make", config, "--out", tmp_path / "d")
+    assert code == 0, out
+    train = (tmp_path / "d" / "train.txt").read_text().splitlines()
+    test = (tmp_path / "d" / "test.txt").read_text().splitlines()
+    assert len(train) == 300 and len(test) == 200 and not set(train) & set(test)
+    assert json.loads((tmp_path / "d" / "data.json").read_text())["overlap"]["train_test"] == 0
+
+
+def test_ask_prints_raw_output_and_parsed_answer(capsys, trained_run):
+    code, out, _ = run_cli(capsys, "ask", trained_run, "12+34")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].startswith("output: '") and lines[1].startswith("answer: ")
+
+
+def test_eval_json_prints_the_eval_object(capsys, trained_run):
+    code, out, _ = run_cli(capsys, "eval", trained_run, "--json")
+    assert code == 0
+    summary = json.loads(out)
+    saved = json.loads((trained_run / "eval.json").read_text())
+    assert summary["n"] == 400 and summary["accuracy"] == saved["accuracy"]
+    assert summary["by_carries"] == saved["by_carries"]
+
+
+def test_eval_on_a_problem_file(capsys, trained_run, tmp_path):
+    problems = tmp_path / "p.txt"
+    problems.write_text("12+34=46\n50+50=\n71+8\n")
+    code, out, _ = run_cli(capsys, "eval", trained_run, "--problems", problems)
+    assert code == 0 and "(" in out and "/3)" in out
+
+
+def test_python_api_asks_and_evaluates(trained_run):
+    run = arithlab.load_run(trained_run)
+    answer = run.ask("12+34")
+    assert answer.expected == 46 and answer.output.endswith("$")
+    assert arithlab.evaluate(run, ["12+34", "50+49=99"])["n"] == 2
+
+
+def _one_line_error(code, out, err, *needles):
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in err, (needle, err)
+
+
+def test_wrong_answer_in_problem_file_is_one_line_naming_file_and_line(capsys, trained_run, tmp_path):
+    problems = tmp_path / "p.txt"
+    problems.write_text("12+34=46\n686+753=1438\n")
+    _one_line_error(*run_cli(capsys, "eval", trained_run, "--problems", problems), f"{problems}:2", "686+753=1438")
+
+
+def test_line_that_is_not_a_problem_is_one_line_error(capsys, trained_run, tmp_path):
+    problems = tmp_path / "p.txt"
+    problems.write_text("hello\n")
+    _one_line_error(*run_cli(capsys, "eval", trained_run, "--problems", problems), f"{problems}:1", "hello")
+
+
+def test_unknown_config_key_is_one_line_error(capsys, tmp_path):
+    _one_line_error(
+        *run_cli(capsys, "quickstart", "--out", tmp_path / "q", "--set", "train.max_iter=5"), "train.max_iter"
+    )
+
+
+def test_value_of_wrong_type_is_one_line_error(capsys, tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("train:\n  batch_size: many\n")
+    _one_line_error(*run_cli(capsys, "train", config, "--out", tmp_path / "r"), "train.batch_size", "many")
+
+
+def test_missing_config_file_is_one_line_error(capsys, tmp_path):
+    _one_line_error(*run_cli(capsys, "train", tmp_path / "nope.yaml"), "nope.yaml")
+
+
+def test_run_without_weights_is_one_line_error(capsys, trained_run, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(trained_run, broken)
+    (broken / "model.safetensors").unlink()
+    _one_line_error(*run_cli(capsys, "ask", broken, "1+2"), "model.safetensors")
+
+
+def test_corrupted_weights_are_one_line_error(capsys, trained_run, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(trained_run, broken)
+    (broken / "model.safetensors").write_bytes(b"\x00garbage" * 10)
+    _one_line_error(*run_cli(capsys, "eval", broken), "model.safetensors")
+
+
+def test_not_a_run_directory_is_one_line_error(capsys, tmp_path):
+    _one_line_error(*run_cli(capsys, "eval", tmp_path / "nothing"), "not a run directory")
+
+
+def test_question_with_a_character_outside_the_vocabulary_is_one_line_error(capsys, trained_run):
+    _one_line_error(*run_cli(capsys, "ask", trained_run, "12+3é"), "12+3é")
+
+
+def test_existing_run_directory_is_refused(capsys, trained_run):
+    _one_line_error(*run_cli(capsys, "quickstart", "--out", trained_run), "--force")
+
+
+@pytest.mark.parametrize("verb", ["train", "eval", "ask", "data", "quickstart"])
+def test_every_verb_has_help_with_an_example(capsys, verb):
+    with pytest.raises(SystemExit) as exit_info:
+        main([verb, "--help"])
+    assert exit_info.value.code == 0
+    assert "example" in capsys.readouterr().out
