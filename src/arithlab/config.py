@@ -215,4 +215,9 @@ def read_yaml(path: Path) -> dict:
 def load_config(path: Path | None = None, overrides: list[str] | None = None) -> Config:
     """A config from a YAML file (or the defaults), with `--set` overrides applied."""
     values = read_yaml(path) if path else {}
+    if path:
+        try:
+            config_from_dict(values)  # a mistake in the file is reported with its path
+        except ArithlabError as err:
+            raise ArithlabError(f"{path}: {err}") from None
     return config_from_dict(merge(values, parse_overrides(overrides or [])))

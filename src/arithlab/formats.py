@@ -9,8 +9,10 @@ so adding an operation to a format is one entry in its table.
 from __future__ import annotations
 
 import random
+import re
 import zlib
 from collections.abc import Callable
+from typing import ClassVar
 
 from arithlab.errors import ArithlabError
 from arithlab.tasks import Problem, digits_of
@@ -55,11 +57,16 @@ class Format:
             )
 
 
+_INTEGER = re.compile(r"-?[0-9]+")
+
+
 def _to_int(text: str) -> int | None:
-    text = text.strip()
+    """The integer `text` spells exactly (no spaces, signs other than -, or underscores)."""
+    if not _INTEGER.fullmatch(text):
+        return None
     try:
-        return int(text) if text else None
-    except ValueError:
+        return int(text)
+    except ValueError:  # beyond Python's limit on digits converted at once
         return None
 
 
@@ -132,12 +139,9 @@ def _addition_steps(problem: Problem):
         carry = total // 10
 
 
-# A simplified-scratchpad writer returns (step lines, answer line) for one problem; `rng`
-# supplies the random A and C values of the study's ablation, None where they are true.
-SimplifiedWriter = Callable[[Problem, "random.Random | None", "random.Random | None"], tuple[list[str], str]]
-
-
-def _simplified_addition(problem: Problem, rng_a, rng_c) -> tuple[list[str], str]:
+def _simplified_addition(problem: Problem, rng_a: random.Random | None, rng_c: random.Random | None):
+    """(step lines, answer line); `rng_a` / `rng_c` supply the ablation's random A and C
+    values, None where they are the true ones."""
     lines = []
     for _, _, _, total in _addition_steps(problem):
         a = rng_a.randint(0, 9) if rng_a else total % 10
@@ -154,7 +158,7 @@ class Simplified(Format):
     """
 
     stop_chars = "\n"
-    writers: dict[str, SimplifiedWriter] = {"+": _simplified_addition}
+    writers: ClassVar[dict[str, Callable]] = {"+": _simplified_addition}
 
     def __init__(self, name: str = "simplified", random_a: bool = False, random_c: bool = False):
         self.name, self.random_a, self.random_c = name, random_a, random_c
@@ -200,9 +204,8 @@ class Detailed(Format):
     """The detailed scratchpad: every step spelled out, the answer's digits spaced."""
 
     name = "detailed"
-    writers: dict[str, Callable[[Problem], tuple[list[str], list[int] | str]]] = {
-        "+": _detailed_addition,
-    }
+    # Each writer returns (step lines, answer): a digit list is written spaced out.
+    writers: ClassVar[dict[str, Callable]] = {"+": _detailed_addition}
     operations = "".join(writers)
 
     def prompt(self, problem: Problem) -> str:

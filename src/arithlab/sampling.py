@@ -154,8 +154,10 @@ def balanced(symbol: str, digits: int, n: int, seed: int, excluded: Iterable[int
         raise ArithlabError(f"balanced sampling needs carries; operation {symbol!r} has none (use uniform)")
     base = [Problem(symbol, a, b) for a in range(10) for b in range(10) if not {a, b} & excluded]
     if n <= len(base):
-        # Fewer problems than one-digit pairs: a seeded subset of them.
-        return random.Random(f"{seed}:base").sample(base, n)
+        # Fewer problems than one-digit pairs: the first n of a seeded shuffle, so that
+        # these small sets are nested too.
+        random.Random(f"{seed}:base").shuffle(base)
+        return base[:n]
     if digits == 1:
         raise ArithlabError(f"1-digit {symbol} has only {len(base)} distinct problems; asked for {n}")
     totals = Counter(p.carries for p in base)

@@ -102,7 +102,7 @@ class Problem:
         return count_carries(self.operation, self.a, self.b)
 
 
-_PROBLEM_RE = re.compile(r"^(\d+)([+\-*])(\d+)(?:=(-?\d+)?)?$")
+_PROBLEM_RE = re.compile(r"^([0-9]+)([+\-*])([0-9]+)(?:=(-?[0-9]+)?)?$")
 
 
 def parse_problem(text: str) -> tuple[Problem, int | None]:

@@ -1,0 +1,189 @@
+"""Run configuration: defaults, `--set` overrides, and the errors for bad keys, values, files."""
+
+from __future__ import annotations
+
+import pytest
+
+from arithlab.config import CHOICES, Config, load_config
+from arithlab.errors import ArithlabError
+
+
+def test_defaults_load_as_the_quickstart_setup():
+    cfg = load_config()
+    assert cfg == Config()
+    assert cfg.data.operation == "add" and cfg.data.format == "reverse" and cfg.data.digits == 3
+    assert cfg.data.n_train == 10000 and cfg.data.exclude == []
+    assert cfg.train.objective == "answer" and cfg.train.max_iters == 2000
+    assert cfg.eval.reference_prompt is False
+
+
+def test_set_overrides_change_only_their_keys():
+    cfg = load_config(None, ["train.max_iters=5", "data.exclude=[527]"])
+    assert cfg.train.max_iters == 5 and type(cfg.train.max_iters) is int
+    assert cfg.data.exclude == [527]
+    assert cfg.train.lr == Config().train.lr
+    assert cfg.data.n_train == Config().data.n_train
+
+
+def test_overrides_apply_on_top_of_a_yaml_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("name: mine\ndata:\n  digits: 5\n  n_train: 300\ntrain:\n  max_iters: 10\n")
+    cfg = load_config(path, ["train.max_iters=7", "data.test_digits=6"])
+    assert cfg.name == "mine"
+    assert cfg.data.digits == 5 and cfg.data.n_train == 300
+    assert cfg.train.max_iters == 7
+    assert cfg.data.test_digits == 6
+    assert cfg.data.format == "reverse"  # untouched keys keep their defaults
+
+
+def test_exponent_without_dot_is_read_as_a_float():
+    cfg = load_config(None, ["train.lr=3e-3"])
+    assert cfg.train.lr == 0.003 and type(cfg.train.lr) is float
+
+
+def test_exponent_without_dot_in_a_yaml_file_is_read_as_a_float(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  lr: 3e-3\n  min_lr_ratio: 1\n")
+    cfg = load_config(path)
+    assert cfg.train.lr == 0.003 and type(cfg.train.lr) is float
+    assert cfg.train.min_lr_ratio == 1.0 and type(cfg.train.min_lr_ratio) is float
+
+
+def test_optional_keys_take_null():
+    cfg = load_config(None, ["data.test_digits=4", "model.n_layer=null"])
+    assert cfg.data.test_digits == 4
+    assert cfg.model.n_layer is None
+
+
+def test_config_saves_and_loads_back(tmp_path):
+    cfg = load_config(None, ["train.lr=3e-3", "data.exclude=[1, 2]", "name=saved"])
+    path = tmp_path / "config.yaml"
+    cfg.save(path)
+    assert load_config(path) == cfg
+
+
+def test_unknown_key_names_the_key_and_the_allowed_keys():
+    with pytest.raises(ArithlabError) as info:
+        load_config(None, ["train.max_iter=5"])
+    message = str(info.value)
+    assert "train.max_iter" in message
+    for allowed in ("max_iters", "batch_size", "lr", "objective"):
+        assert allowed in message
+
+
+def test_unknown_section_names_the_sections():
+    with pytest.raises(ArithlabError) as info:
+        load_config(None, ["trainer.max_iters=5"])
+    message = str(info.value)
+    assert "trainer" in message
+    for section in ("data", "model", "train", "eval"):
+        assert section in message
+
+
+@pytest.mark.parametrize(
+    ("override", "key", "value"),
+    [
+        ("train.max_iters=abc", "train.max_iters", "abc"),
+        ("train.max_iters=2.5", "train.max_iters", "2.5"),
+        ("train.lr=fast", "train.lr", "fast"),
+        ("model.bias=maybe", "model.bias", "maybe"),
+        ("data.exclude=527", "data.exclude", "527"),
+        ("data.exclude=[a]", "data.exclude", "a"),
+        ("data.test_digits=many", "data.test_digits", "many"),
+        ("train.compile=1", "train.compile", "1"),
+    ],
+)
+def test_wrong_type_names_the_key_and_the_value(override, key, value):
+    with pytest.raises(ArithlabError) as info:
+        load_config(None, [override])
+    message = str(info.value)
+    assert key in message
+    assert value in message
+
+
+@pytest.mark.parametrize("key", sorted(CHOICES))
+def test_bad_choice_names_the_allowed_values(key):
+    with pytest.raises(ArithlabError) as info:
+        load_config(None, [f"{key}=foo"])
+    message = str(info.value)
+    assert key in message and "foo" in message
+    for allowed in CHOICES[key]:
+        assert allowed in message
+
+
+def test_bad_objective_names_answer_and_stream():
+    with pytest.raises(ArithlabError, match="answer, stream"):
+        load_config(None, ["train.objective=foo"])
+
+
+def test_override_without_equals_sign_is_an_error():
+    with pytest.raises(ArithlabError, match="key=value"):
+        load_config(None, ["train.max_iters"])
+
+
+def test_section_given_a_scalar_is_an_error():
+    with pytest.raises(ArithlabError, match="train"):
+        load_config(None, ["train=5"])
+
+
+def test_invalid_yaml_file_is_an_error_naming_the_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("train:\n  max_iters: [1, 2\n  lr: 3\n")
+    with pytest.raises(ArithlabError) as info:
+        load_config(path)
+    assert str(path) in str(info.value)
+
+
+def test_yaml_file_that_is_a_list_is_an_error_naming_the_file(tmp_path):
+    path = tmp_path / "list.yaml"
+    path.write_text("- train\n- data\n")
+    with pytest.raises(ArithlabError) as info:
+        load_config(path)
+    assert str(path) in str(info.value)
+
+
+def test_missing_config_file_is_an_error_naming_the_file(tmp_path):
+    path = tmp_path / "absent.yaml"
+    with pytest.raises(ArithlabError) as info:
+        load_config(path)
+    assert str(path) in str(info.value)
+
+
+def test_empty_yaml_file_gives_the_defaults(tmp_path):
+    path = tmp_path / "empty.yaml"
+    path.write_text("# nothing\n")
+    assert load_config(path) == Config()
+
+
+def test_bad_key_in_a_yaml_file_is_an_error_naming_the_key(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  max_iters: many\n")
+    with pytest.raises(ArithlabError, match="train.max_iters"):
+        load_config(path)
+
+
+def _shipped_configs():
+    from pathlib import Path
+
+    import arithlab
+
+    package = Path(arithlab.__file__).parent / "configs"
+    repo = Path(__file__).resolve().parent.parent / "configs"
+    return sorted([*package.glob("*.yaml"), *repo.glob("*.yaml")])
+
+
+@pytest.mark.parametrize("path", _shipped_configs(), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_shipped_config_files_load_with_known_format_and_operation(path):
+    from arithlab.formats import get_format
+    from arithlab.tasks import operation
+
+    cfg = load_config(path)
+    assert get_format(cfg.data.format).name == cfg.data.format
+    assert operation(cfg.data.operation).symbol in get_format(cfg.data.format).operations
+
+
+def test_mistake_inside_a_yaml_file_names_the_file_and_the_key(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  max_iter: 5\n")
+    with pytest.raises(ArithlabError, match=r"c\.yaml: unknown config key 'train\.max_iter'"):
+        load_config(path)
