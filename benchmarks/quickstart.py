@@ -52,8 +52,10 @@ def main() -> None:
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "quickstart.json").write_text(json.dumps(result, indent=1) + "\n")
-    print(f"quickstart: accuracy {summary['accuracy']:.2%} on {summary['n']} problems, wall {wall:.0f} s "
-          f"(training {summary['seconds']:.0f} s), target met: {result['met']}")
+    print(
+        f"quickstart: accuracy {summary['accuracy']:.2%} on {summary['n']} problems, wall {wall:.0f} s "
+        f"(training {summary['seconds']:.0f} s), target met: {result['met']}"
+    )
 
 
 if __name__ == "__main__":

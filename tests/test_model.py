@@ -63,3 +63,13 @@ def test_nanogpt_preset_has_the_studys_size():
     # The study's NanoGPT: 6 layers, 6 heads, 384 wide, about 10.6M parameters.
     model = GPT(GPTConfig(vocab_size=96, block_size=256, **PRESETS["nanogpt"]))
     assert 10.5e6 < model.num_params() < 10.9e6
+
+
+def test_zero_offsets_change_nothing_and_shifts_past_the_block_are_refused():
+    model = _model()
+    x = torch.randint(0, 96, (2, 10))
+    assert torch.equal(model(x), model(x, offsets=torch.zeros(2, dtype=torch.long)))
+    shifted = model(x, offsets=torch.tensor([0, 3]))
+    assert torch.equal(shifted[0], model(x)[0]) and not torch.allclose(shifted[1], model(x)[1])
+    with pytest.raises(ValueError, match="block_size"):
+        model(x, offsets=torch.tensor([0, 39]))

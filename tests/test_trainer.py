@@ -149,3 +149,26 @@ def test_stream_objective_trains_and_evaluates(tmp_path):
     )
     summary = json.loads((out / "eval.json").read_text())
     assert summary["n"] == 50 and summary["tokens_seen"] == 20 * 32 * 64
+
+
+def test_target_accuracy_stops_at_the_first_evaluation_that_reaches_it(tmp_path):
+    out = train(tiny_config(*RESUME_SETTINGS, "train.target_accuracy=0.0"), tmp_path / "early", progress=False)
+    summary = json.loads((out / "eval.json").read_text())
+    assert summary["iters"] == 50 and summary["stopped_early"] is True
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 1
+
+
+def test_random_position_offsets_train_and_leave_room_in_the_block(tmp_path):
+    plain = train(tiny_config(*RESUME_SETTINGS, "train.max_iters=20"), tmp_path / "plain", progress=False)
+    shifted = train(
+        tiny_config(*RESUME_SETTINGS, "train.max_iters=20", "train.position_offset=7"),
+        tmp_path / "shifted",
+        progress=False,
+    )
+    block = {run: rundir.load_run_config(run).model.block_size for run in (plain, shifted)}
+    assert block[shifted] == block[plain] + 7
+    plain_weights = load_file(str(plain / "model.safetensors"))
+    shifted_weights = load_file(str(shifted / "model.safetensors"))
+    # The shifts reach the position embeddings beyond the unshifted block.
+    assert shifted_weights["transformer.wpe.weight"].shape[0] == plain_weights["transformer.wpe.weight"].shape[0] + 7
+    assert json.loads((shifted / "eval.json").read_text())["n"] == 50

@@ -58,7 +58,11 @@ class TrainConfig:
     beta2: float = 0.99
     grad_clip: float = 1.0
     eval_interval: int = 250
+    target_accuracy: float | None = None  # stop once validation accuracy reaches this
     seed: int = 0  # fixes initialization, batch order and dropout
+    # Shift each training row's position ids by a random 0..position_offset (0: off);
+    # evaluation uses no shift. Keeps the GPT-2 architecture, helps operands of unequal length.
+    position_offset: int = 0
     device: str = "auto"  # auto | cpu | cuda | mps
     threads: int | None = None  # CPU threads; None: all cores
     compile: bool = False

@@ -28,8 +28,9 @@ class GPTConfig:
 
 # Named sizes; every field can still be set on its own in a run's config.
 PRESETS: dict[str, dict] = {
-    # The quickstart's model: small enough to learn 3-digit addition in minutes on 2 cores.
-    "small": dict(n_layer=2, n_head=4, n_embd=128, dropout=0.0),
+    # The quickstart's model (0.24M parameters): learns 3-digit addition in minutes on 2
+    # cores; 96 wide learned as fast per step as 128 wide, at 0.6x the cost of a step.
+    "small": dict(n_layer=2, n_head=4, n_embd=96, dropout=0.0),
     "tiny": dict(n_layer=1, n_head=2, n_embd=32, dropout=0.0),
     # The study's NanoGPT: 10.6M parameters.
     "nanogpt": dict(n_layer=6, n_head=6, n_embd=384, dropout=0.2),
@@ -135,24 +136,29 @@ class GPT(nn.Module):
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def forward(self, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
-        """Logits for every position of `idx` (B, T); with a cache, `idx` continues it."""
+    def forward(
+        self, idx: torch.Tensor, cache: KVCache | None = None, offsets: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Logits for every position of `idx` (B, T); with a cache, `idx` continues it.
+
+        `offsets` (B,) shift each row's position ids: training with random shifts makes
+        the absolute positions carry no meaning of their own, so the model must find the
+        digits it needs by content (the operators), which is what lets a number's digits
+        line up whatever the operands' lengths.
+        """
         start = cache.length if cache is not None else 0
         T = idx.size(1)
-        if start + T > self.config.block_size:
-            raise ValueError(f"sequence of {start + T} tokens exceeds block_size {self.config.block_size}")
         pos = torch.arange(start, start + T, device=idx.device)
+        if offsets is not None:
+            pos = pos + offsets[:, None]
+        if start + T + (int(offsets.max()) if offsets is not None else 0) > self.config.block_size:
+            raise ValueError(f"positions beyond block_size {self.config.block_size}")
         x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
         for block in self.transformer.h:
             x = block(x, cache)
         if cache is not None:
             cache.length += T
         return self.lm_head(self.transformer.ln_f(x))
-
-    def loss(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Mean cross-entropy over the targets that are not -100 (padding, prompts)."""
-        logits = self(idx)
-        return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-100)
 
     def optimizer(self, lr: float, weight_decay: float, betas: tuple[float, float], fused: bool = False):
         """AdamW, with weight decay on matrices only (not biases, norms)."""

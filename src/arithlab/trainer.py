@@ -57,7 +57,8 @@ def resolve(cfg: Config, splits) -> Config:
         fmt = get_format(cfg.data.format)
         # Room for the longest sample and for decoding a little past the longest answer.
         longest = max(len("\n" + fmt.render(p)) for p in (*splits.train, *splits.validation, *splits.test))
-        model.block_size = 256 if cfg.train.objective == "stream" and longest < 256 else longest + _DECODE_SLACK
+        fitted = longest + _DECODE_SLACK + cfg.train.position_offset
+        model.block_size = 256 if cfg.train.objective == "stream" and fitted < 256 else fitted
     if model.n_embd % model.n_head:
         raise ArithlabError(f"model: n_embd {model.n_embd} is not a multiple of n_head {model.n_head}")
     return dataclasses.replace(cfg, model=model)
@@ -119,7 +120,7 @@ def _train(cfg: Config, out: Path, resume: bool, progress: bool) -> Path:
     if tc.objective == "answer":
         batches = AnswerBatches(splits.train, fmt, tokenizer)
     else:
-        batches = StreamBatches(splits.train, fmt, tokenizer, cfg.model.block_size)
+        batches = StreamBatches(splits.train, fmt, tokenizer, cfg.model.block_size - tc.position_offset)
     state = {
         "iter": 0,
         "tokens_seen": 0,
@@ -138,7 +139,7 @@ def _train(cfg: Config, out: Path, resume: bool, progress: bool) -> Path:
     started = time.perf_counter() - state["seconds"]
     model.train()
     with _deferred_interrupt() as interrupt:
-        while state["iter"] < tc.max_iters:
+        while state["iter"] < tc.max_iters and not state.get("stopped_early"):
             if interrupt.requested:
                 # Only between steps: the checkpoint then holds a whole step, no half of one.
                 state["seconds"] = time.perf_counter() - started
@@ -149,8 +150,11 @@ def _train(cfg: Config, out: Path, resume: bool, progress: bool) -> Path:
                 group["lr"] = learning_rate(state["iter"], tc)
             x, y, real_tokens = batches.sample(tc.batch_size, generator)
             x, y = x.to(device), y.to(device)
+            offsets = None
+            if tc.position_offset:
+                offsets = torch.randint(tc.position_offset + 1, (x.size(0),), generator=generator).to(device)
             with autocast:
-                logits = step(x)
+                logits = step(x, offsets=offsets)
                 loss = torch.nn.functional.cross_entropy(
                     logits.view(-1, logits.size(-1)).float(), y.reshape(-1), ignore_index=-100
                 )
@@ -169,11 +173,18 @@ def _train(cfg: Config, out: Path, resume: bool, progress: bool) -> Path:
                 state["seconds"] = time.perf_counter() - started
                 _log_eval(cfg, out, model, tokenizer, fmt, splits.validation, state)
                 bar.set_postfix(loss=f"{state['last_loss']:.4f}", val_acc=f"{state['val_accuracy']:.3f}")
+                target = tc.target_accuracy
+                state["stopped_early"] = target is not None and state["val_accuracy"] >= target
                 rundir.save_checkpoint(out, model, optimizer, generator, state)
     bar.close()
     rundir.save_weights(model, out / rundir.WEIGHTS)
     summary, predictions = evaluate(model, tokenizer, fmt, splits.test, **decoding_options(cfg))
-    summary.update(seconds=state["seconds"], tokens_seen=state["tokens_seen"], iters=state["iter"])
+    summary.update(
+        seconds=state["seconds"],
+        tokens_seen=state["tokens_seen"],
+        iters=state["iter"],
+        stopped_early=bool(state.get("stopped_early")),
+    )
     rundir.write_jsonl(out / rundir.PREDICTIONS, predictions)
     rundir.write_json(out / rundir.EVAL, summary)
     return out
