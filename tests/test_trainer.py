@@ -18,7 +18,7 @@ def test_tiny_model_learns_two_digit_addition(trained_run):
     summary = json.loads((trained_run / "eval.json").read_text())
     assert summary["n"] == 400
     # Chance is far below 1%; the model must really have learned to add.
-    assert summary["accuracy"] >= 0.6
+    assert summary["accuracy"] >= 0.9
     assert set(summary) >= {"accuracy", "n", "by_digits", "by_carries"}
     # All 100 one-digit pairs are in training, so the disjoint test set has none.
     assert set(summary["by_digits"]) == {"2"}
@@ -43,7 +43,7 @@ def test_run_directory_holds_every_file_of_the_contract(trained_run):
     data = json.loads((trained_run / "data.json").read_text())
     assert data["overlap"] == {"train_test": 0, "train_validation": 0, "validation_test": 0}
     metrics = [json.loads(line) for line in (trained_run / "metrics.jsonl").read_text().splitlines()]
-    assert [m["iter"] for m in metrics] == [200, 400, 600]
+    assert [m["iter"] for m in metrics] == [200, 400, 600, 800]
     assert metrics[-1]["tokens_seen"] > metrics[0]["tokens_seen"] > 0
     cfg = rundir.load_run_config(trained_run)
     assert cfg.model.n_layer == 2 and cfg.model.block_size is not None  # fully resolved
@@ -148,7 +148,8 @@ def test_stream_objective_trains_and_evaluates(tmp_path):
         progress=False,
     )
     summary = json.loads((out / "eval.json").read_text())
-    assert summary["n"] == 50 and summary["tokens_seen"] == 20 * 32 * 64
+    # Windows leave room for the tiny config's position shifts of up to 8.
+    assert summary["n"] == 50 and summary["tokens_seen"] == 20 * 32 * (64 - 8)
 
 
 def test_target_accuracy_stops_at_the_first_evaluation_that_reaches_it(tmp_path):
@@ -159,7 +160,11 @@ def test_target_accuracy_stops_at_the_first_evaluation_that_reaches_it(tmp_path)
 
 
 def test_random_position_offsets_train_and_leave_room_in_the_block(tmp_path):
-    plain = train(tiny_config(*RESUME_SETTINGS, "train.max_iters=20"), tmp_path / "plain", progress=False)
+    plain = train(
+        tiny_config(*RESUME_SETTINGS, "train.max_iters=20", "train.position_offset=0"),
+        tmp_path / "plain",
+        progress=False,
+    )
     shifted = train(
         tiny_config(*RESUME_SETTINGS, "train.max_iters=20", "train.position_offset=7"),
         tmp_path / "shifted",
