@@ -155,7 +155,7 @@ def test_stream_objective_trains_and_evaluates(tmp_path):
 def test_target_accuracy_stops_at_the_first_evaluation_that_reaches_it(tmp_path):
     out = train(tiny_config(*RESUME_SETTINGS, "train.target_accuracy=0.0"), tmp_path / "early", progress=False)
     summary = json.loads((out / "eval.json").read_text())
-    assert summary["iters"] == 50 and summary["stopped_early"] is True
+    assert summary["iters"] == 50 and summary["stop_reason"] == "target_accuracy"
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 1
 
 
@@ -177,3 +177,9 @@ def test_random_position_offsets_train_and_leave_room_in_the_block(tmp_path):
     # The shifts reach the position embeddings beyond the unshifted block.
     assert shifted_weights["transformer.wpe.weight"].shape[0] == plain_weights["transformer.wpe.weight"].shape[0] + 7
     assert json.loads((shifted / "eval.json").read_text())["n"] == 50
+
+
+def test_time_budget_stops_training_and_still_tests(tmp_path):
+    out = train(tiny_config(*RESUME_SETTINGS, "train.max_minutes=0.0"), tmp_path / "budget", progress=False)
+    summary = json.loads((out / "eval.json").read_text())
+    assert summary["iters"] == 1 and summary["stop_reason"] == "max_minutes" and summary["n"] == 50

@@ -59,6 +59,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     eval_interval: int = 250
     target_accuracy: float | None = None  # stop once validation accuracy reaches this
+    max_minutes: float | None = None  # stop (evaluate, save, test) once training has run this long
     seed: int = 0  # fixes initialization, batch order and dropout
     # Shift each training row's position ids by a random 0..position_offset (0: off);
     # evaluation uses no shift. Keeps the GPT-2 architecture, helps operands of unequal length.

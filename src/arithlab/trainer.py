@@ -139,7 +139,7 @@ def _train(cfg: Config, out: Path, resume: bool, progress: bool) -> Path:
     started = time.perf_counter() - state["seconds"]
     model.train()
     with _deferred_interrupt() as interrupt:
-        while state["iter"] < tc.max_iters and not state.get("stopped_early"):
+        while state.get("stop_reason") is None:
             if interrupt.requested:
                 # Only between steps: the checkpoint then holds a whole step, no half of one.
                 state["seconds"] = time.perf_counter() - started
@@ -169,12 +169,12 @@ def _train(cfg: Config, out: Path, resume: bool, progress: bool) -> Path:
             state["loss_sum"] += loss.item()
             state["loss_steps"] += 1
             bar.update(1)
-            if state["iter"] % tc.eval_interval == 0 or state["iter"] == tc.max_iters:
+            over_time = tc.max_minutes is not None and time.perf_counter() - started >= 60 * tc.max_minutes
+            if state["iter"] % tc.eval_interval == 0 or state["iter"] == tc.max_iters or over_time:
                 state["seconds"] = time.perf_counter() - started
                 _log_eval(cfg, out, model, tokenizer, fmt, splits.validation, state)
                 bar.set_postfix(loss=f"{state['last_loss']:.4f}", val_acc=f"{state['val_accuracy']:.3f}")
-                target = tc.target_accuracy
-                state["stopped_early"] = target is not None and state["val_accuracy"] >= target
+                state["stop_reason"] = _stop_reason(tc, state, over_time)
                 rundir.save_checkpoint(out, model, optimizer, generator, state)
     bar.close()
     rundir.save_weights(model, out / rundir.WEIGHTS)
@@ -183,11 +183,22 @@ def _train(cfg: Config, out: Path, resume: bool, progress: bool) -> Path:
         seconds=state["seconds"],
         tokens_seen=state["tokens_seen"],
         iters=state["iter"],
-        stopped_early=bool(state.get("stopped_early")),
+        stop_reason=state["stop_reason"],
     )
     rundir.write_jsonl(out / rundir.PREDICTIONS, predictions)
     rundir.write_json(out / rundir.EVAL, summary)
     return out
+
+
+def _stop_reason(tc, state: dict, over_time: bool) -> str | None:
+    """Why training ends after this evaluation, or None to go on."""
+    if tc.target_accuracy is not None and state["val_accuracy"] >= tc.target_accuracy:
+        return "target_accuracy"
+    if over_time:
+        return "max_minutes"
+    if state["iter"] >= tc.max_iters:
+        return "max_iters"
+    return None
 
 
 class _Interrupt:
