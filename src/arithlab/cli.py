@@ -9,7 +9,7 @@ import time
 from importlib import resources
 from pathlib import Path
 
-from arithlab import rundir
+from arithlab import distributed, rundir
 from arithlab.errors import ArithlabError
 
 
@@ -123,6 +123,8 @@ def cmd_train(args) -> None:
             raise ArithlabError("train: give a CONFIG.yaml (or --resume RUN)")
         cfg = load_config(args.config, args.overrides)
         out = train(cfg, args.out or Path("runs") / cfg.name, force=args.force, progress=not args.quiet)
+    if not distributed.is_main():
+        return  # under torchrun, process 0 reports
     _print_summary(rundir.read_json(out / rundir.EVAL))
     print(f"run: {out}")
 

@@ -20,9 +20,10 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from arithlab import rundir
+from arithlab import distributed, rundir
 from arithlab.batches import AnswerBatches, StreamBatches
 from arithlab.config import Config
 from arithlab.data import build_splits, describe
@@ -74,16 +75,25 @@ def learning_rate(it: int, cfg) -> float:
 
 
 def train(cfg: Config, out: Path, resume: bool = False, force: bool = False, progress: bool = True) -> Path:
-    """Train the run described by `cfg` into `out` (or continue the one there)."""
+    """Train the run described by `cfg` into `out` (or continue the one there).
+
+    Under torchrun every process calls this; they train data-parallel (DDP) and process 0
+    writes the run directory.
+    """
     out = Path(out)
-    rundir.prepare(out, resume, force)
+    device = distributed.start(pick_device(cfg.train.device))
     try:
-        return _train(cfg, out, resume, progress)
+        if distributed.is_main():
+            rundir.prepare(out, resume, force)
+        return _train(cfg, out, resume, progress, device)
     except (ArithlabError, KeyboardInterrupt):
         raise
     except Exception:
-        (out / rundir.ERROR).write_text(traceback.format_exc())
+        if distributed.is_main():
+            (out / rundir.ERROR).write_text(traceback.format_exc())
         raise
+    finally:
+        distributed.stop()
 
 
 def _setup(cfg: Config, out: Path, resume: bool, device: str):
@@ -102,21 +112,25 @@ def _setup(cfg: Config, out: Path, resume: bool, device: str):
     return cfg, splits, tokenizer
 
 
-def _train(cfg: Config, out: Path, resume: bool, progress: bool) -> Path:
-    device = pick_device(cfg.train.device)
+def _train(cfg: Config, out: Path, resume: bool, progress: bool, device: str) -> Path:
     if resume and (out / rundir.EVAL).exists():
         return out  # finished already
-    cfg, splits, tokenizer = _setup(cfg, out, resume, device)
+    main = distributed.is_main()
+    if main:
+        cfg, splits, tokenizer = _setup(cfg, out, resume, device)
+    distributed.barrier()
+    if not main:  # the other processes read what process 0 wrote
+        cfg, splits, tokenizer = _setup(cfg, out, True, device)
     tc = cfg.train
-    torch.set_num_threads(tc.threads or os.cpu_count() or 1)
-    if device == "cuda":
+    torch.set_num_threads(tc.threads or max(1, (os.cpu_count() or 1) // distributed.world_size()))
+    if device.startswith("cuda"):
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     torch.manual_seed(tc.seed)
     generator = torch.Generator().manual_seed(tc.seed)
     fmt = get_format(cfg.data.format)
     model = GPT(rundir.gpt_config(cfg, tokenizer.vocab_size)).to(device)
-    optimizer = model.optimizer(tc.lr, tc.weight_decay, (tc.beta1, tc.beta2), fused=device == "cuda")
+    optimizer = model.optimizer(tc.lr, tc.weight_decay, (tc.beta1, tc.beta2), fused=device.startswith("cuda"))
     if tc.objective == "answer":
         batches = AnswerBatches(splits.train, fmt, tokenizer)
     else:
@@ -132,32 +146,39 @@ def _train(cfg: Config, out: Path, resume: bool, progress: bool) -> Path:
     }
     if resume and (out / rundir.CHECKPOINT).exists():
         state = rundir.load_checkpoint(out, model, optimizer, generator)
-    step = torch.compile(model) if tc.compile else model
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else nullcontext()
+    step = DistributedDataParallel(model) if distributed.world_size() > 1 else model
+    step = torch.compile(step) if tc.compile else step
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else nullcontext()
 
-    bar = tqdm(total=tc.max_iters, initial=state["iter"], disable=not progress, desc=cfg.name, dynamic_ncols=True)
+    bar = tqdm(total=tc.max_iters, initial=state["iter"], disable=not (progress and main), desc=cfg.name)
     started = time.perf_counter() - state["seconds"]
     model.train()
     with _deferred_interrupt() as interrupt:
         while state.get("stop_reason") is None:
-            if interrupt.requested:
+            if distributed.any_true(interrupt.requested, device):
                 # Only between steps: the checkpoint then holds a whole step, no half of one.
                 state["seconds"] = time.perf_counter() - started
-                rundir.save_checkpoint(out, model, optimizer, generator, state)
+                if main:
+                    rundir.save_checkpoint(out, model, optimizer, generator, state)
                 bar.close()
                 raise KeyboardInterrupt
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(state["iter"], tc)
+            # The global batch (the same in every process), then this process's rows of it.
             x, y, real_tokens = batches.sample(tc.batch_size, generator)
-            x, y = x.to(device), y.to(device)
             offsets = None
             if tc.position_offset:
-                offsets = torch.randint(tc.position_offset + 1, (x.size(0),), generator=generator).to(device)
+                offsets = distributed.my_slice(torch.randint(tc.position_offset + 1, (x.size(0),), generator=generator))
+                offsets = offsets.to(device)
+            loss_tokens = int((y != -100).sum())
+            x, y = distributed.my_slice(x).to(device), distributed.my_slice(y).to(device)
             with autocast:
                 logits = step(x, offsets=offsets)
+                # Summed here and divided by the whole batch's count (DDP then averages
+                # over processes), so every process count takes the single-process step.
                 loss = torch.nn.functional.cross_entropy(
-                    logits.view(-1, logits.size(-1)).float(), y.reshape(-1), ignore_index=-100
-                )
+                    logits.view(-1, logits.size(-1)).float(), y.reshape(-1), ignore_index=-100, reduction="sum"
+                ) * (distributed.world_size() / loss_tokens)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if tc.grad_clip > 0:
@@ -165,18 +186,24 @@ def _train(cfg: Config, out: Path, resume: bool, progress: bool) -> Path:
             optimizer.step()
             state["iter"] += 1
             state["tokens_seen"] += real_tokens
-            state["loss_tokens"] += int((y != -100).sum())
+            state["loss_tokens"] += loss_tokens
             state["loss_sum"] += loss.item()
             state["loss_steps"] += 1
             bar.update(1)
-            over_time = tc.max_minutes is not None and time.perf_counter() - started >= 60 * tc.max_minutes
-            if state["iter"] % tc.eval_interval == 0 or state["iter"] == tc.max_iters or over_time:
-                state["seconds"] = time.perf_counter() - started
-                _log_eval(cfg, out, model, tokenizer, fmt, splits.validation, state)
-                bar.set_postfix(loss=f"{state['last_loss']:.4f}", val_acc=f"{state['val_accuracy']:.3f}")
-                state["stop_reason"] = _stop_reason(tc, state, over_time)
-                rundir.save_checkpoint(out, model, optimizer, generator, state)
+            if state["iter"] % tc.eval_interval == 0 or state["iter"] >= tc.max_iters:
+                reason = None
+                if main:
+                    state["seconds"] = time.perf_counter() - started
+                    _log_eval(cfg, out, model, tokenizer, fmt, splits.validation, state)
+                    bar.set_postfix(loss=f"{state['last_loss']:.4f}", val_acc=f"{state['val_accuracy']:.3f}")
+                    over_time = tc.max_minutes is not None and state["seconds"] >= 60 * tc.max_minutes
+                    reason = _stop_reason(tc, state, over_time)
+                state["stop_reason"] = distributed.from_main(reason)
+                if main:
+                    rundir.save_checkpoint(out, model, optimizer, generator, state)
     bar.close()
+    if not main:
+        return out
     rundir.save_weights(model, out / rundir.WEIGHTS)
     summary, predictions = evaluate(model, tokenizer, fmt, splits.test, **decoding_options(cfg))
     summary.update(
@@ -184,6 +211,7 @@ def _train(cfg: Config, out: Path, resume: bool, progress: bool) -> Path:
         tokens_seen=state["tokens_seen"],
         iters=state["iter"],
         stop_reason=state["stop_reason"],
+        processes=distributed.world_size(),
     )
     rundir.write_jsonl(out / rundir.PREDICTIONS, predictions)
     rundir.write_json(out / rundir.EVAL, summary)
