@@ -12,6 +12,7 @@ import random
 import re
 import zlib
 from collections.abc import Callable
+from itertools import zip_longest
 from typing import ClassVar
 
 from arithlab.errors import ArithlabError
@@ -126,17 +127,46 @@ def _digit_list(digits: list[int]) -> str:
     return "[" + ",".join(str(d) for d in digits) + "]"
 
 
+def _spaced(n: int) -> str:
+    """`-2 3 9`: an integer's digits separated by spaces, its sign on the first."""
+    return "-" * (n < 0) + " ".join(str(abs(n)))
+
+
+def _digit_pairs(problem: Problem) -> list[tuple[int, int]]:
+    """Per digit position, least significant first: the digits of a and b there; past the
+    shorter operand's end its digit counts as 0."""
+    return list(zip_longest(digits_of(problem.a)[::-1], digits_of(problem.b)[::-1], fillvalue=0))
+
+
 def _addition_steps(problem: Problem):
     """Per digit position, least significant first: (x, y, carry in, sum)."""
-    xs, ys = digits_of(problem.a), digits_of(problem.b)
     carry = 0
-    for i in range(max(len(xs), len(ys))):
-        # Past the shorter operand's end its digit counts as 0.
-        x = xs[-1 - i] if i < len(xs) else 0
-        y = ys[-1 - i] if i < len(ys) else 0
+    for x, y in _digit_pairs(problem):
         total = x + y + carry
         yield x, y, carry, total
         carry = total // 10
+
+
+def _subtraction_steps(problem: Problem):
+    """Per digit position, least significant first: (x, y, borrow in, A, borrow out), borrows
+    being 0 or -1. A is x - y + borrow in, plus 10 where that is negative, except at the last
+    position, where it stays negative and so carries the sign of the answer."""
+    pairs = _digit_pairs(problem)
+    borrow = 0
+    for i, (x, y) in enumerate(pairs):
+        diff = x - y + borrow
+        value = diff + 10 if diff < 0 and i < len(pairs) - 1 else diff
+        borrow_out = -1 if diff < 0 else 0
+        yield x, y, borrow, value, borrow_out
+        borrow = borrow_out
+
+
+def _combining_line(values: list[int]) -> str:
+    """`-300+61=-239`: the first A value (most significant) x 10^(k-1), plus the remaining A
+    digits read as one number (0 when there are none)."""
+    lead = values[0] * 10 ** (len(values) - 1)
+    rest = int("".join(str(v) for v in values[1:]) or "0")
+    return f"{lead}+{rest}={lead + rest}"
 
 
 def _simplified_addition(problem: Problem, rng_a: random.Random | None, rng_c: random.Random | None):
@@ -150,15 +180,34 @@ def _simplified_addition(problem: Problem, rng_a: random.Random | None, rng_c: r
     return lines, str(problem.answer)
 
 
+def _simplified_subtraction(problem: Problem, rng_a: random.Random | None, rng_c: random.Random | None):
+    """Step lines, then the combining line that ends the steps. In the ablation, C is drawn
+    from {-1, 0} and the combining line sums the A values written, so only the answer is true."""
+    steps = list(_subtraction_steps(problem))
+    lines, values = [], []
+    for i, (_, _, _, a, c) in enumerate(steps):
+        if rng_a:
+            # The range the true A takes: 0-9, but the last keeps its sign, down to 0-9 = -9,
+            # or 0-9-1 = -10 where a lower position can borrow.
+            a = rng_a.randint(0 if i < len(steps) - 1 else -10 if i else -9, 9)
+        if rng_c:
+            c = rng_c.choice((-1, 0))
+        lines.append(f"A->{a} , C->{c}")
+        values.insert(0, a)
+    return [*lines, _combining_line(values)], str(problem.answer)
+
+
 class Simplified(Format):
     """`Input:\\n128+367\\nTarget:\\nA->5 , C->1\\n...A->4 , C->0.\\n495\\n`.
 
     `random_a` / `random_c` give the study's ablation: same layout, random A (0-9) and/or
     C (0-1) values, drawn from a generator seeded by the problem so data are reproducible.
+    The study ablates addition only; for subtraction A and C are drawn in the ranges the
+    true ones take (see `_simplified_subtraction`).
     """
 
     stop_chars = "\n"
-    writers: ClassVar[dict[str, Callable]] = {"+": _simplified_addition}
+    writers: ClassVar[dict[str, Callable]] = {"+": _simplified_addition, "-": _simplified_subtraction}
 
     def __init__(self, name: str = "simplified", random_a: bool = False, random_c: bool = False):
         self.name, self.random_a, self.random_c = name, random_a, random_c
@@ -183,9 +232,13 @@ class Simplified(Format):
         return _line_after(text, ".\n") is not None
 
 
+def _headers(xs: list[int], ys: list[int]) -> list[str]:
+    return [f"{_digit_list(xs)} has {len(xs)} digits.", f"{_digit_list(ys)} has {len(ys)} digits."]
+
+
 def _detailed_addition(problem: Problem) -> tuple[list[str], list[int]]:
     xs, ys = digits_of(problem.a), digits_of(problem.b)
-    lines = [f"{_digit_list(xs)} has {len(xs)} digits.", f"{_digit_list(ys)} has {len(ys)} digits."]
+    lines = _headers(xs, ys)
     written: list[int] = []
     carry = 0
     for x, y, carry_in, total in _addition_steps(problem):
@@ -200,12 +253,50 @@ def _detailed_addition(problem: Problem) -> tuple[list[str], list[int]]:
     return lines, ([1] if carry else []) + written
 
 
+def _detailed_subtraction(problem: Problem) -> tuple[list[str], str]:
+    xs, ys = digits_of(problem.a), digits_of(problem.b)
+    lines = _headers(xs, ys)
+    written: list[int] = []
+    for x, y, borrow_in, value, borrow in _subtraction_steps(problem):
+        plus_ten = "+10" if value != x - y + borrow_in else ""  # the borrow, spelled out
+        # The borrow in is written as a subtrahend: 6-2-1 for C=-1, 7-8-0 for C=0.
+        lines.append(
+            f"{_digit_list(xs)} - {_digit_list(ys)} , A={_digit_list(written)} , C={borrow_in} , "
+            f"{x}-{y}-{-borrow_in}{plus_ten}={value} , A->{value} , C->{borrow}"
+        )
+        written.insert(0, value)
+        xs, ys = xs[:-1], ys[:-1]
+    lines += [f"[] - [] , A={_digit_list(written)}", f"{_combining_line(written)} , END"]
+    return lines, _spaced(problem.answer)
+
+
+def _detailed_multiplication(problem: Problem) -> tuple[list[str], list[int]]:
+    """One line per multiplier digit, least significant first: A = multiplicand x digit,
+    B = A x k for k = 10^position, C the running sum of the Bs."""
+    xs = digits_of(problem.a)
+    lines = _headers(xs, digits_of(problem.b))
+    total = 0
+    for i, y in enumerate(reversed(digits_of(problem.b))):
+        part, k = problem.a * y, 10**i
+        lines.append(
+            f"{_digit_list(xs)} * {y} , A={_digit_list(digits_of(part))} , k={k} , "
+            f"B={_digit_list(digits_of(part * k))} , C={total}+{part * k}={total + part * k}"
+        )
+        total += part * k
+    lines[-1] += " , END"
+    return lines, digits_of(total)
+
+
 class Detailed(Format):
     """The detailed scratchpad: every step spelled out, the answer's digits spaced."""
 
     name = "detailed"
     # Each writer returns (step lines, answer): a digit list is written spaced out.
-    writers: ClassVar[dict[str, Callable]] = {"+": _detailed_addition}
+    writers: ClassVar[dict[str, Callable]] = {
+        "+": _detailed_addition,
+        "-": _detailed_subtraction,
+        "*": _detailed_multiplication,
+    }
     operations = "".join(writers)
 
     def prompt(self, problem: Problem) -> str:
