@@ -49,13 +49,13 @@ def barrier() -> None:
         dist.barrier()
 
 
-def any_true(flag: bool, device: str) -> bool:
-    """Whether `flag` is set in any process (every process must call this together)."""
+def any_true(flags: list[bool], device: str) -> list[bool]:
+    """For each flag, whether it is set in any process (all processes call this together)."""
     if not dist.is_initialized():
-        return flag
-    value = torch.tensor([int(flag)], device=device)
-    dist.all_reduce(value, op=dist.ReduceOp.MAX)
-    return bool(value.item())
+        return flags
+    values = torch.tensor([int(f) for f in flags], device=device)
+    dist.all_reduce(values, op=dist.ReduceOp.MAX)
+    return [bool(v) for v in values.tolist()]
 
 
 def from_main(value: str | None) -> str | None:

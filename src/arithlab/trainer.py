@@ -148,20 +148,13 @@ def _train(cfg: Config, out: Path, resume: bool, progress: bool, device: str) ->
         state = rundir.load_checkpoint(out, model, optimizer, generator)
     step = DistributedDataParallel(model) if distributed.world_size() > 1 else model
     step = torch.compile(step) if tc.compile else step
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else nullcontext()
+    autocast = autocast_for(device)
 
     bar = tqdm(total=tc.max_iters, initial=state["iter"], disable=not (progress and main), desc=cfg.name)
     started = time.perf_counter() - state["seconds"]
     model.train()
     with _deferred_interrupt() as interrupt:
         while state.get("stop_reason") is None:
-            if distributed.any_true(interrupt.requested, device):
-                # Only between steps: the checkpoint then holds a whole step, no half of one.
-                state["seconds"] = time.perf_counter() - started
-                if main:
-                    rundir.save_checkpoint(out, model, optimizer, generator, state)
-                bar.close()
-                raise KeyboardInterrupt
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(state["iter"], tc)
             # The global batch (the same in every process), then this process's rows of it.
@@ -172,38 +165,41 @@ def _train(cfg: Config, out: Path, resume: bool, progress: bool, device: str) ->
                 offsets = offsets.to(device)
             loss_tokens = int((y != -100).sum())
             x, y = distributed.my_slice(x).to(device), distributed.my_slice(y).to(device)
-            with autocast:
-                logits = step(x, offsets=offsets)
-                # Summed here and divided by the whole batch's count (DDP then averages
-                # over processes), so every process count takes the single-process step.
-                loss = torch.nn.functional.cross_entropy(
-                    logits.view(-1, logits.size(-1)).float(), y.reshape(-1), ignore_index=-100, reduction="sum"
-                ) * (distributed.world_size() / loss_tokens)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if tc.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-            optimizer.step()
+            loss = train_step(step, model, optimizer, x, y, offsets, loss_tokens, tc.grad_clip, autocast)
             state["iter"] += 1
             state["tokens_seen"] += real_tokens
             state["loss_tokens"] += loss_tokens
             state["loss_sum"] += loss.item()
             state["loss_steps"] += 1
             bar.update(1)
-            if state["iter"] % tc.eval_interval == 0 or state["iter"] >= tc.max_iters:
+            state["seconds"] = time.perf_counter() - started
+            over_time = tc.max_minutes is not None and state["seconds"] >= 60 * tc.max_minutes
+            # Decided together, so that all processes stop at the same step.
+            interrupted, over_time = distributed.any_true([interrupt.requested, over_time], device)
+            if interrupted:
+                # Only between steps: the checkpoint then holds a whole step, no half of one.
+                if main:
+                    rundir.save_checkpoint(out, model, optimizer, generator, state)
+                bar.close()
+                raise KeyboardInterrupt
+            if state["iter"] % tc.eval_interval == 0 or state["iter"] >= tc.max_iters or over_time:
                 reason = None
                 if main:
-                    state["seconds"] = time.perf_counter() - started
                     _log_eval(cfg, out, model, tokenizer, fmt, splits.validation, state)
                     bar.set_postfix(loss=f"{state['last_loss']:.4f}", val_acc=f"{state['val_accuracy']:.3f}")
-                    over_time = tc.max_minutes is not None and state["seconds"] >= 60 * tc.max_minutes
                     reason = _stop_reason(tc, state, over_time)
                 state["stop_reason"] = distributed.from_main(reason)
                 if main:
                     rundir.save_checkpoint(out, model, optimizer, generator, state)
     bar.close()
-    if not main:
-        return out
+    if main:
+        _finish(cfg, out, model, tokenizer, fmt, splits, state)
+    distributed.barrier()  # the others wait for process 0's test, then all leave together
+    return out
+
+
+def _finish(cfg, out, model, tokenizer, fmt, splits, state) -> None:
+    """The final weights and the test evaluation."""
     rundir.save_weights(model, out / rundir.WEIGHTS)
     summary, predictions = evaluate(model, tokenizer, fmt, splits.test, **decoding_options(cfg))
     summary.update(
@@ -215,7 +211,31 @@ def _train(cfg: Config, out: Path, resume: bool, progress: bool, device: str) ->
     )
     rundir.write_jsonl(out / rundir.PREDICTIONS, predictions)
     rundir.write_json(out / rundir.EVAL, summary)
-    return out
+
+
+def train_step(
+    step, model: GPT, optimizer, x, y, offsets, loss_tokens: int, grad_clip: float, autocast
+) -> torch.Tensor:
+    """One optimizer step on this process's rows; `step` is the model as called (wrapped
+    in DDP and/or compiled), `loss_tokens` the whole batch's count of loss tokens."""
+    with autocast:
+        logits = step(x, offsets=offsets)
+        # Summed here and divided by the whole batch's count (DDP then averages over
+        # processes), so every process count takes the single-process step.
+        loss = torch.nn.functional.cross_entropy(
+            logits.view(-1, logits.size(-1)).float(), y.reshape(-1), ignore_index=-100, reduction="sum"
+        ) * (distributed.world_size() / loss_tokens)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    return loss
+
+
+def autocast_for(device: str):
+    """bf16 autocast on CUDA; full precision elsewhere."""
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else nullcontext()
 
 
 def _stop_reason(tc, state: dict, over_time: bool) -> str | None:
