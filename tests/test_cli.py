@@ -124,9 +124,13 @@ def test_existing_run_directory_is_refused(capsys, trained_run):
     _one_line_error(*run_cli(capsys, "quickstart", "--out", trained_run), "--force")
 
 
-@pytest.mark.parametrize("verb", ["train", "eval", "ask", "data", "quickstart"])
+@pytest.mark.parametrize("verb", ["train", "eval", "ask", "data", "quickstart", "bench"])
 def test_every_verb_has_help_with_an_example(capsys, verb):
     with pytest.raises(SystemExit) as exit_info:
         main([verb, "--help"])
     assert exit_info.value.code == 0
     assert "example" in capsys.readouterr().out
+
+
+def test_unknown_benchmark_is_one_line_error_listing_the_benchmarks(capsys):
+    _one_line_error(*run_cli(capsys, "bench", "nope"), "nope", "time_to_accuracy")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import time
 from importlib import resources
@@ -100,7 +101,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--force", action="store_true", help="replace an existing run directory")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p = verbs.add_parser(
+        "bench",
+        help="run a benchmark of benchmarks/ (source checkout)",
+        formatter_class=fmt,
+        epilog="examples:\n  arithlab bench quickstart\n  arithlab bench decode --quick",
+    )
+    p.add_argument("name", help=", ".join(BENCHMARKS))
+    p.add_argument("--quick", action="store_true", help="a smaller, faster version")
     return parser
+
+
+BENCHMARKS = ("quickstart", "time_to_accuracy", "throughput", "decode", "compile")
 
 
 def _print_summary(summary: dict) -> None:
@@ -188,7 +200,28 @@ def cmd_quickstart(args) -> None:
     )
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "ask": cmd_ask, "data": cmd_data, "quickstart": cmd_quickstart}
+def cmd_bench(args) -> None:
+    folder = Path(__file__).resolve().parents[2] / "benchmarks"
+    script = folder / f"{args.name}.py"
+    if args.name not in BENCHMARKS or not script.exists():
+        raise ArithlabError(
+            f"no benchmark {args.name!r} in {folder} (benchmarks: {', '.join(BENCHMARKS)}; they ship with the "
+            "source checkout, so install with pip install -e .)"
+        )
+    quick = ["--quick"] if args.quick and args.name != "quickstart" else []
+    done = subprocess.run([sys.executable, str(script), *quick], cwd=folder)
+    if done.returncode:
+        raise ArithlabError(f"benchmark {args.name} failed (exit code {done.returncode})")
+
+
+COMMANDS = {
+    "train": cmd_train,
+    "eval": cmd_eval,
+    "ask": cmd_ask,
+    "data": cmd_data,
+    "quickstart": cmd_quickstart,
+    "bench": cmd_bench,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
