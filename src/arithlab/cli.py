@@ -112,7 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-BENCHMARKS = ("quickstart", "time_to_accuracy", "throughput", "decode", "compile")
+BENCHMARKS = ("quickstart", "time_to_accuracy", "throughput", "decode", "compile", "ddp")
 
 
 def _print_summary(summary: dict) -> None:
