@@ -124,7 +124,7 @@ def test_existing_run_directory_is_refused(capsys, trained_run):
     _one_line_error(*run_cli(capsys, "quickstart", "--out", trained_run), "--force")
 
 
-@pytest.mark.parametrize("verb", ["train", "eval", "ask", "data", "quickstart", "bench"])
+@pytest.mark.parametrize("verb", ["train", "eval", "ask", "data", "quickstart", "sweep", "report", "bench"])
 def test_every_verb_has_help_with_an_example(capsys, verb):
     with pytest.raises(SystemExit) as exit_info:
         main([verb, "--help"])

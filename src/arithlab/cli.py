@@ -102,6 +102,27 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace an existing run directory")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p = verbs.add_parser(
+        "sweep",
+        help="run a grid of runs (resumable; local or on a Ray cluster)",
+        formatter_class=fmt,
+        epilog="examples:\n  arithlab sweep configs/sweeps/sample_efficiency_cpu.yaml --jobs 2\n"
+        "  arithlab sweep configs/sweeps/sample_efficiency_cpu.yaml --dry-run\n"
+        "  arithlab sweep SWEEP.yaml --backend ray --address auto",
+    )
+    p.add_argument("sweep", type=Path, help="sweep YAML (base config, axes, linked settings)")
+    p.add_argument("--jobs", type=int, default=1, help="points trained at once (local backend)")
+    p.add_argument("--backend", choices=("local", "ray"), default="local")
+    p.add_argument("--address", help="Ray cluster address (default: start a local Ray instance)")
+    p.add_argument("--out", type=Path, help="sweep folder (default: runs/NAME)")
+    p.add_argument("--dry-run", action="store_true", help="list the points and exit")
+
+    p = verbs.add_parser(
+        "report", help="collect a sweep's runs into tables and the study's figures", formatter_class=fmt,
+        epilog="example:\n  arithlab report runs/sample_efficiency_cpu",
+    )
+    p.add_argument("folder", type=Path, help="a sweep folder")
+
+    p = verbs.add_parser(
         "bench",
         help="run a benchmark of benchmarks/ (source checkout)",
         formatter_class=fmt,
@@ -200,6 +221,23 @@ def cmd_quickstart(args) -> None:
     )
 
 
+def cmd_sweep(args) -> None:
+    from arithlab.experiments import describe_points, run_sweep
+
+    if args.jobs < 1:
+        raise ArithlabError(f"--jobs {args.jobs}: must be at least 1")
+    if args.dry_run:
+        print("\n".join(describe_points(args.sweep)))
+        return
+    run_sweep(args.sweep, args.jobs, args.out, args.backend, args.address)
+
+
+def cmd_report(args) -> None:
+    from arithlab.plots import report
+
+    print(f"report: {report(args.folder)}")
+
+
 def cmd_bench(args) -> None:
     folder = Path(__file__).resolve().parents[2] / "benchmarks"
     script = folder / f"{args.name}.py"
@@ -220,6 +258,8 @@ COMMANDS = {
     "ask": cmd_ask,
     "data": cmd_data,
     "quickstart": cmd_quickstart,
+    "sweep": cmd_sweep,
+    "report": cmd_report,
     "bench": cmd_bench,
 }
 

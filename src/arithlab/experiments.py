@@ -1,0 +1,163 @@
+"""Sweeps: a grid of ordinary runs, each in its own run directory under the sweep's folder.
+
+A sweep file names a base config, common overrides, axes (every combination is a point)
+and linked settings that vary together (each entry is one value of one more axis):
+
+    base: ../addition_reverse.yaml      # relative to the sweep file
+    set: {train.max_iters: 2000}
+    axes:
+      data.n_train: [250, 1000, 4000]
+      train.seed: [0, 1]
+    linked:
+      - {data.format: plain, train.batch_size: 256}
+      - {data.format: detailed, train.batch_size: 16}
+
+Running a sweep again skips finished points and resumes interrupted ones, so a crash or
+Ctrl-C costs at most the work since each run's last checkpoint; a failing point is
+recorded (its `error.txt`) and the others go on. Each point runs as its own process.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from arithlab import rundir
+from arithlab.config import Config, config_from_dict, merge, read_yaml
+from arithlab.errors import ArithlabError
+
+SWEEP_FILE = "sweep.json"
+SWEEP_KEYS = {"name", "base", "set", "axes", "linked"}
+
+
+@dataclass
+class Point:
+    name: str  # the run directory's name
+    settings: dict  # the dotted keys this point sets
+    config: Config
+
+
+def _dotted(settings: dict) -> dict:
+    """{"train.seed": 1} as the nested {"train": {"seed": 1}}."""
+    nested: dict = {}
+    for key, value in settings.items():
+        node = nested
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return nested
+
+
+def _point_name(settings: dict) -> str:
+    parts = [f"{key.split('.')[-1]}-{value}" for key, value in settings.items()]
+    return re.sub(r"[^A-Za-z0-9._=-]+", "_", "_".join(parts)) or "base"
+
+
+def load_sweep(path: Path) -> tuple[str, list[Point]]:
+    """The sweep's name and its points, each a checked config."""
+    spec = read_yaml(path)
+    unknown = set(spec) - SWEEP_KEYS
+    if unknown:
+        raise ArithlabError(f"{path}: unknown sweep keys {sorted(unknown)} (allowed: {', '.join(sorted(SWEEP_KEYS))})")
+    base = read_yaml((path.parent / spec["base"]).resolve()) if spec.get("base") else {}
+    base = merge(base, _dotted(spec.get("set") or {}))
+    axes = spec.get("axes") or {}
+    for key, values in axes.items():
+        if not isinstance(values, list) or not values:
+            raise ArithlabError(f"{path}: axis {key} needs a non-empty list of values")
+    linked = spec.get("linked") or [{}]
+    if not isinstance(linked, list) or not all(isinstance(group, dict) for group in linked):
+        raise ArithlabError(f"{path}: 'linked' must be a list of mappings of settings that vary together")
+    points = []
+    for group in linked:
+        for combo in itertools.product(*axes.values()):
+            settings = {**group, **dict(zip(axes, combo))}
+            try:
+                config = config_from_dict(merge(base, _dotted(settings)))
+            except ArithlabError as err:
+                raise ArithlabError(f"{path}: point {settings}: {err}") from None
+            points.append(Point(_point_name(settings), settings, config))
+    names = [p.name for p in points]
+    if len(set(names)) != len(names):
+        raise ArithlabError(f"{path}: two points get the same name; make the axes' values distinct")
+    return spec.get("name") or path.stem, points
+
+
+def status(run: Path) -> str:
+    if (run / rundir.EVAL).exists():
+        return "done"
+    if (run / rundir.ERROR).exists():
+        return "failed"
+    if (run / rundir.CHECKPOINT).exists():
+        return "interrupted"
+    return "new" if not run.exists() else "started"
+
+
+def _run_point(point: Point, folder: Path, threads: int) -> tuple[str, str]:
+    """Train one point in its own process; (name, outcome)."""
+    run = folder / point.name
+    state = status(run)
+    if state == "done":
+        return point.name, "skipped (done)"
+    config_path = folder / "configs" / f"{point.name}.yaml"
+    point.config.train.threads = point.config.train.threads or threads
+    point.config.save(config_path)
+    command = [sys.executable, "-m", "arithlab", "train", "--quiet"]
+    if state == "interrupted":
+        command += ["--resume", str(run)]
+    else:  # new, failed, or started without a checkpoint: from the beginning
+        command += [str(config_path), "--out", str(run), "--force"]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode:
+        message = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        run.mkdir(parents=True, exist_ok=True)
+        if not (run / rundir.ERROR).exists():
+            (run / rundir.ERROR).write_text(done.stderr)
+        return point.name, f"failed: {message}"
+    return point.name, "done"
+
+
+def run_sweep(
+    path: Path, jobs: int = 1, out: Path | None = None, backend: str = "local", address: str | None = None, log=print
+) -> Path:
+    """Run every point of the sweep at `path`; returns the sweep's folder."""
+    name, points = load_sweep(path)
+    folder = Path(out or Path("runs") / name)
+    (folder / "configs").mkdir(parents=True, exist_ok=True)
+    rundir.write_json(
+        folder / SWEEP_FILE,
+        {
+            "name": name,
+            "sweep_file": str(path),
+            "axes": sorted({key for p in points for key in p.settings}),
+            "points": [{"name": p.name, "settings": p.settings} for p in points],
+        },
+    )
+    if backend == "ray":
+        from arithlab.ray_backend import run_on_ray
+
+        outcomes = run_on_ray(points, folder, address, status)
+    else:
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            outcomes = pool.map(lambda p: _run_point(p, folder, threads), points)
+    failed = 0
+    for point_name, outcome in outcomes:
+        log(f"{point_name}: {outcome}")
+        failed += outcome.startswith("failed")
+    log(f"sweep {name}: {len(points) - failed} of {len(points)} points done, {failed} failed; runs in {folder}")
+    return folder
+
+
+def describe_points(path: Path) -> list[str]:
+    """One line per point, for --dry-run."""
+    _, points = load_sweep(path)
+    return [f"{p.name}: {json.dumps(p.settings)}" for p in points]

@@ -1,0 +1,177 @@
+"""Reports: a sweep's runs collected into one table and the study's figures.
+
+`report(folder)` writes `results.csv`, `results.md` and PNG figures (accuracy against
+training samples per format with the spread over seeds, the phase-transition figure;
+accuracy against training tokens; learning curves; accuracy by number of carries), and
+`report.md`, one page that embeds them. It reads only the run directories' files.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+from arithlab import rundir
+from arithlab.errors import ArithlabError
+from arithlab.experiments import SWEEP_FILE, status
+
+
+def collect(folder: Path) -> tuple[list[str], list[dict]]:
+    """The sweep's axes and one row per point (finished or not)."""
+    folder = Path(folder)
+    if not (folder / SWEEP_FILE).exists():
+        raise ArithlabError(f"{folder}: not a sweep folder (no {SWEEP_FILE}; run arithlab sweep first)")
+    sweep = rundir.read_json(folder / SWEEP_FILE)
+    rows = []
+    for point in sweep["points"]:
+        run = folder / point["name"]
+        row = {"run": point["name"], **point["settings"], "status": status(run)}
+        if row["status"] == "done":
+            summary = rundir.read_json(run / rundir.EVAL)
+            row.update(
+                accuracy=summary["accuracy"],
+                n_test=summary["n"],
+                tokens_seen=summary.get("tokens_seen"),
+                seconds=round(summary.get("seconds", 0.0), 1),
+                iters=summary.get("iters"),
+                **{f"carries_{k}": v["accuracy"] for k, v in summary["by_carries"].items()},
+                **{f"digits_{k}": v["accuracy"] for k, v in summary["by_digits"].items()},
+            )
+        rows.append(row)
+    return sweep["axes"], rows
+
+
+def _columns(rows: list[dict]) -> list[str]:
+    columns: list[str] = []
+    for row in rows:
+        columns += [key for key in row if key not in columns]
+    return columns
+
+
+def _write_tables(folder: Path, rows: list[dict]) -> None:
+    columns = _columns(rows)
+    with open(folder / "results.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+    def cell(value) -> str:
+        return f"{value:.4f}" if isinstance(value, float) else "" if value is None else str(value)
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(row.get(c)) for c in columns) + " |" for row in rows]
+    (folder / "results.md").write_text("\n".join(lines) + "\n")
+
+
+def _mean_spread(values: list[float]) -> tuple[float, float]:
+    return statistics.mean(values), statistics.pstdev(values) if len(values) > 1 else 0.0
+
+
+def _figures(folder: Path, rows: list[dict]) -> list[tuple[str, str]]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    done = [r for r in rows if r["status"] == "done"]
+    figures = []
+
+    def group_of(row) -> str:
+        return str(row.get("data.format", "all"))
+
+    if done and "data.n_train" in done[0]:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        by_group: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+        for row in done:
+            by_group[group_of(row)][row["data.n_train"]].append(100 * row["accuracy"])
+        for group, points in sorted(by_group.items()):
+            sizes = sorted(points)
+            means, spreads = zip(*(_mean_spread(points[n]) for n in sizes))
+            ax.errorbar(sizes, means, yerr=spreads, marker="o", capsize=3, label=group)
+        ax.set(
+            xscale="log",
+            xlabel="training samples",
+            ylabel="test accuracy (%)",
+            ylim=(-2, 102),
+            title="accuracy against training samples (mean ± sd over seeds)",
+        )
+        ax.legend()
+        figures.append(("accuracy_vs_samples.png", "Accuracy against the number of training samples"))
+        fig.savefig(folder / figures[-1][0], dpi=120, bbox_inches="tight")
+        plt.close(fig)
+
+    if done:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for group in sorted({group_of(r) for r in done}):
+            mine = sorted((r for r in done if group_of(r) == group), key=lambda r: r["tokens_seen"] or 0)
+            ax.plot([r["tokens_seen"] for r in mine], [100 * r["accuracy"] for r in mine], "o", label=group)
+        ax.set(
+            xscale="log",
+            xlabel="training tokens",
+            ylabel="test accuracy (%)",
+            ylim=(-2, 102),
+            title="accuracy against training tokens",
+        )
+        ax.legend()
+        figures.append(("accuracy_vs_tokens.png", "Accuracy against training tokens"))
+        fig.savefig(folder / figures[-1][0], dpi=120, bbox_inches="tight")
+        plt.close(fig)
+
+        fig, ax = plt.subplots(figsize=(6, 4))
+        colors = {g: f"C{i}" for i, g in enumerate(sorted({group_of(r) for r in done}))}
+        for row in done:
+            lines = (folder / row["run"] / rundir.METRICS).read_text().splitlines()
+            metrics = [json.loads(line) for line in lines]
+            ax.plot(
+                [m["iter"] for m in metrics],
+                [100 * m["val_accuracy"] for m in metrics],
+                color=colors[group_of(row)],
+                alpha=0.6,
+            )
+        for group, color in colors.items():
+            ax.plot([], [], color=color, label=group)
+        ax.set(xlabel="iteration", ylabel="validation accuracy (%)", title="learning curves", ylim=(-2, 102))
+        ax.legend()
+        figures.append(("learning_curves.png", "Learning curves (validation accuracy)"))
+        fig.savefig(folder / figures[-1][0], dpi=120, bbox_inches="tight")
+        plt.close(fig)
+
+        carries = sorted({k for r in done for k in r if k.startswith("carries_")}, key=lambda k: int(k.split("_")[1]))
+        if carries:
+            fig, ax = plt.subplots(figsize=(6, 4))
+            groups = sorted({group_of(r) for r in done})
+            width = 0.8 / len(groups)
+            for i, group in enumerate(groups):
+                mine = [r for r in done if group_of(r) == group]
+                means = [100 * statistics.mean(r[c] for r in mine if c in r) for c in carries]
+                ax.bar([j + i * width for j in range(len(carries))], means, width, label=group)
+            ax.set_xticks([j + 0.4 - width / 2 for j in range(len(carries))], [c.split("_")[1] for c in carries])
+            ax.set(
+                xlabel="number of carries",
+                ylabel="test accuracy (%), mean over runs",
+                ylim=(0, 102),
+                title="accuracy by number of carries",
+            )
+            ax.legend()
+            figures.append(("accuracy_by_carries.png", "Accuracy by number of carries"))
+            fig.savefig(folder / figures[-1][0], dpi=120, bbox_inches="tight")
+            plt.close(fig)
+    return figures
+
+
+def report(folder: Path) -> Path:
+    """Write the tables, figures and report.md of a sweep folder; returns report.md."""
+    folder = Path(folder)
+    axes, rows = collect(folder)
+    _write_tables(folder, rows)
+    figures = _figures(folder, rows)
+    done = sum(r["status"] == "done" for r in rows)
+    page = [f"# Sweep report: {folder.name}", "", f"{done} of {len(rows)} runs finished. Axes: {', '.join(axes)}.", ""]
+    for name, title in figures:
+        page += [f"## {title}", "", f"![{title}]({name})", ""]
+    page += ["## All runs", "", (folder / "results.md").read_text()]
+    (folder / "report.md").write_text("\n".join(page))
+    return folder / "report.md"

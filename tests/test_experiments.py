@@ -1,0 +1,127 @@
+"""Sweeps: a tiny 2x2 grid runs, resumes after a killed run, and is reported."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import TINY_OVERRIDES
+
+from arithlab.errors import ArithlabError
+from arithlab.experiments import describe_points, load_sweep, run_sweep
+from arithlab.plots import report
+
+TINY = {key: value for key, value in (o.split("=", 1) for o in TINY_OVERRIDES)}
+
+
+def _sweep_file(tmp_path, **extra):
+    settings = {
+        **TINY,
+        "model.n_layer": 1,
+        "model.n_embd": 32,
+        "model.n_head": 2,
+        "train.max_iters": 60,
+        "train.eval_interval": 20,
+        "train.threads": 1,
+        "data.n_train": 300,
+        "data.n_val": 20,
+        "data.n_test": 40,
+    }
+    settings.pop("name")
+    spec = {
+        "name": "tiny",
+        "set": {k: _yaml_value(v) for k, v in settings.items()},
+        "axes": {"data.n_train": [150, 300]},
+        "linked": [{"data.format": "plain", "train.lr": 3e-3}, {"data.format": "reverse", "train.lr": 4e-3}],
+        **extra,
+    }
+    path = tmp_path / "sweep.yaml"
+    path.write_text(json.dumps(spec))  # JSON is YAML
+    return path
+
+
+def _yaml_value(text):
+    import yaml
+
+    return yaml.safe_load(text) if isinstance(text, str) else text
+
+
+def test_points_are_the_product_of_axes_and_linked_settings(tmp_path):
+    _, points = load_sweep(_sweep_file(tmp_path))
+    assert [(p.config.data.format, p.config.data.n_train, p.config.train.lr) for p in points] == [
+        ("plain", 150, 3e-3),
+        ("plain", 300, 3e-3),
+        ("reverse", 150, 4e-3),
+        ("reverse", 300, 4e-3),
+    ]
+    assert len({p.name for p in points}) == 4
+    assert len(describe_points(_sweep_file(tmp_path))) == 4
+
+
+def test_bad_sweep_key_or_value_names_the_point(tmp_path):
+    with pytest.raises(ArithlabError, match="unknown sweep keys"):
+        load_sweep(_sweep_file(tmp_path, grid=1))
+    with pytest.raises(ArithlabError, match="train.nope"):
+        load_sweep(_sweep_file(tmp_path, axes={"train.nope": [1]}))
+
+
+def test_sweep_runs_resumes_after_a_killed_run_and_reports(tmp_path):
+    path = _sweep_file(tmp_path)
+    out = tmp_path / "runs"
+    # Start the sweep in its own process and kill it while the first point trains.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "arithlab", "sweep", str(path), "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    deadline = time.time() + 120
+    while not list(out.glob("*/checkpoint/state.json")):
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    interrupted = [
+        p.parent.parent.name
+        for p in out.glob("*/checkpoint/state.json")
+        if not (p.parent.parent / "eval.json").exists()
+    ]
+    assert interrupted
+    lines = []
+    run_sweep(path, jobs=2, out=out, log=lines.append)
+    assert len(list(out.glob("*/eval.json"))) == 4
+    assert lines[-1].startswith("sweep tiny: 4 of 4 points done")
+    # The killed point continued from its checkpoint: one row per evaluation, none twice.
+    for name in interrupted:
+        iters = [json.loads(line)["iter"] for line in (out / name / "metrics.jsonl").read_text().splitlines()]
+        assert iters == [20, 40, 60]
+    again = []
+    run_sweep(path, jobs=2, out=out, log=again.append)
+    assert sum("skipped" in line for line in again) == 4
+    page = report(out)
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert len(rows) == 4 and {r["data.format"] for r in rows} == {"plain", "reverse"}
+    assert all(float(r["accuracy"]) >= 0 and int(r["tokens_seen"]) > 0 for r in rows)
+    text = page.read_text()
+    for figure in (
+        "accuracy_vs_samples.png",
+        "accuracy_vs_tokens.png",
+        "learning_curves.png",
+        "accuracy_by_carries.png",
+    ):
+        assert (out / figure).stat().st_size > 1000 and f"]({figure})" in text
+
+
+def test_failing_point_is_recorded_and_the_others_go_on(tmp_path):
+    # 1-digit addition has 100 problems: 150 for training fails, 30 (with 60 to test on) fits.
+    path = _sweep_file(tmp_path, axes={"data.n_train": [30, 150]}, linked=[{"data.digits": 1}])
+    lines = []
+    out = run_sweep(path, out=tmp_path / "runs", log=lines.append)
+    assert lines[-1].startswith("sweep tiny: 1 of 2 points done, 1 failed")
+    failed = [line for line in lines if "failed:" in line]
+    assert len(failed) == 1 and "100 distinct problems" in failed[0]
+    assert (out / "digits-1_n_train-150" / "error.txt").exists()
