@@ -124,4 +124,21 @@ def test_failing_point_is_recorded_and_the_others_go_on(tmp_path):
     assert lines[-1].startswith("sweep tiny: 1 of 2 points done, 1 failed")
     failed = [line for line in lines if "failed:" in line]
     assert len(failed) == 1 and "100 distinct problems" in failed[0]
-    assert (out / "digits-1_n_train-150" / "error.txt").exists()
+    assert (out / "1_n_train-150" / "error.txt").exists()
+
+
+def test_ray_backend_runs_the_sweep_on_a_local_ray_instance_and_gathers_the_runs(tmp_path):
+    import ray  # the [cluster] extra, installed with the tests
+
+    path = _sweep_file(tmp_path, axes={"data.n_train": [150]})
+    lines = []
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        out = run_sweep(path, out=tmp_path / "runs", backend="ray", log=lines.append)
+    finally:
+        ray.shutdown()
+    assert lines[-1].startswith("sweep tiny: 2 of 2 points done")
+    for run in ("plain_n_train-150", "reverse_n_train-150"):
+        assert json.loads((out / run / "eval.json").read_text())["n"] == 40
+        assert (out / run / "model.safetensors").exists() and (out / run / "checkpoint" / "state.json").exists()
+    assert not list(out.glob("*.incoming"))

@@ -9,6 +9,7 @@ arithlab.evaluate(run, ["12+34", "999+1"])["accuracy"]
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 from arithlab import rundir, trainer
@@ -25,8 +26,8 @@ from arithlab.tokenizer import CharTokenizer
 class Answer:
     question: str
     output: str  # the model's raw text after the prompt
-    parsed: int | None  # what the format's parser read from it (None: unparseable)
-    expected: int
+    parsed: int | Decimal | None  # what the format's parser read from it (None: unparseable)
+    expected: int | Decimal  # the format's target (sin, sqrt: a Decimal)
 
     @property
     def correct(self) -> bool:
@@ -51,7 +52,7 @@ class Run:
         (output,) = generate_answers(
             self.model, self.tokenizer, self.format, [problem], **trainer.decoding_options(self.config)
         )
-        return Answer(problem.question, output, self.format.parse(output), problem.answer)
+        return Answer(problem.question, output, self.format.parse(output, problem), self.format.target(problem))
 
     def evaluate(self, problems: list[Problem | str] | None = None) -> tuple[dict, list[dict]]:
         """Summary and per-problem predictions, on the run's own test set by default."""
@@ -72,7 +73,7 @@ def to_problem(question: Problem | str) -> Problem:
     except ValueError as err:
         raise ArithlabError(f"{question!r}: {err}") from None
     if stated is not None and stated != problem.answer:
-        raise ArithlabError(f"{question!r}: wrong answer, {problem.question} is {problem.answer}")
+        raise ArithlabError(f"{question!r}: wrong answer, {problem.question} is {problem.answer_text}")
     return problem
 
 

@@ -117,7 +117,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="list the points and exit")
 
     p = verbs.add_parser(
-        "report", help="collect a sweep's runs into tables and the study's figures", formatter_class=fmt,
+        "report",
+        help="collect a sweep's runs into tables and the study's figures",
+        formatter_class=fmt,
         epilog="example:\n  arithlab report runs/sample_efficiency_cpu",
     )
     p.add_argument("folder", type=Path, help="a sweep folder")

@@ -1,7 +1,8 @@
 """Datasets: the training, validation and test problems of a run, and problem files.
 
-Problem files hold one problem a line in the study's text form (`686+753=1439`; the
-answer may be left off). Generated splits are disjoint by construction: the training set
+Problem files hold one problem a line in the study's text form (`686+753=1439`,
+`sin(0.5)=0.4794`: a function's answer is its true value cut to 4 decimals; the answer may
+be left off). Generated splits are disjoint by construction: the training set
 is drawn first, then the test and validation sets from their own seeded streams, skipping
 every problem already taken.
 """
@@ -47,7 +48,7 @@ def read_problems(path: Path) -> list[Problem]:
         except ValueError as err:
             raise ArithlabError(f"{path}:{number}: {err}: {line!r}") from None
         if stated is not None and stated != problem.answer:
-            raise ArithlabError(f"{path}:{number}: wrong answer, {problem.question} is {problem.answer}: {line!r}")
+            raise ArithlabError(f"{path}:{number}: wrong answer, {problem.question} is {problem.answer_text}: {line!r}")
         problems.append(problem)
     if not problems:
         raise ArithlabError(f"{path}: no problems in file")
@@ -111,7 +112,7 @@ def describe(splits: Splits, fmt_name: str, excluded: list[int]) -> dict:
             "validation_test": len(val & test),
         },
         "excluded_numbers": sorted(excluded_set),
-        "train_uses_excluded": sum(1 for p in splits.train if {p.a, p.b} & excluded_set),
+        "train_uses_excluded": sum(1 for p in splits.train if excluded_set.intersection(p.operands)),
         "train_by_carries": _histogram(p.carries for p in splits.train),
         "train_by_digits": _histogram(p.digits for p in splits.train),
         "test_by_carries": _histogram(p.carries for p in splits.test),

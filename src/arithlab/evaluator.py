@@ -2,19 +2,23 @@
 
 Prompts are grouped by length, so a batch never needs padding and every row's positions
 are exactly those of training. Scores: exact match overall, by the longer operand's digit
-count and by number of carries.
+count and by number of carries. Exact match is against the format's own target (what its
+sample states: the detailed sine's answer is its scratchpad's last value); for sin and sqrt
+the summary adds the study's tolerance accuracies, |answer - true value| <= eps.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from decimal import Decimal
+from fractions import Fraction
 
 import torch
 
 from arithlab.formats import Format
 from arithlab.model import GPT
-from arithlab.tasks import Problem
+from arithlab.tasks import Problem, number_text
 from arithlab.tokenizer import CharTokenizer
 
 
@@ -91,28 +95,57 @@ def _breakdown(pairs: Iterable[tuple[object, bool]]) -> dict[str, dict]:
     return {str(key): {"accuracy": sum(v) / len(v), "n": len(v)} for key, v in sorted(groups.items())}
 
 
+# The study's tolerances for sine and square root: (summary key, eps).
+TOLERANCES = (("within_5e-4", Fraction(5, 10**4)), ("within_5e-3", Fraction(5, 10**3)))
+
+
+def _within(parsed: int | Decimal | None, true: Decimal, eps: Fraction) -> bool:
+    """|parsed - true| <= eps, exactly (as fractions: no rounding of long answers)."""
+    return parsed is not None and abs(Fraction(parsed) - Fraction(true)) <= eps
+
+
+def _json_number(value):
+    """A Decimal as its exact text (JSON has no exact decimals); ints and None as they are."""
+    return number_text(value) if isinstance(value, Decimal) else value
+
+
 def score(fmt: Format, problems: list[Problem], outputs: list[str]) -> tuple[dict, list[dict]]:
-    """eval.json's summary and predictions.jsonl's rows for these outputs."""
-    predictions = []
+    """eval.json's summary and predictions.jsonl's rows for these outputs.
+
+    Sine and square root problems add, beside `accuracy`, the share of them whose answer is
+    within 5e-4 and 5e-3 of the true value cut to 4 decimals (`within_5e-4`, `within_5e-3`),
+    and to their rows the format's `target` and those two verdicts; numbers in their rows
+    are exact decimal strings. Integer problems' summaries and rows are unchanged.
+    """
+    predictions, tolerance = [], {key: [] for key, _ in TOLERANCES}
     for problem, output in zip(problems, outputs):
-        parsed = fmt.parse(output)
-        predictions.append(
-            {
-                "prompt": fmt.prompt(problem),
-                "output": output,
-                "parsed": parsed,
-                "answer": problem.answer,
-                "correct": parsed == problem.answer,
-            }
-        )
+        parsed = fmt.parse(output, problem)
+        target = fmt.target(problem)
+        row = {
+            "prompt": fmt.prompt(problem),
+            "output": output,
+            "parsed": _json_number(parsed),
+            "answer": _json_number(problem.answer),
+            "correct": parsed == target,
+        }
+        if problem.is_function:
+            row["target"] = _json_number(target)
+            for key, eps in TOLERANCES:
+                row[key] = _within(parsed, problem.answer, eps)
+                tolerance[key].append(row[key])
+        predictions.append(row)
     correct = [p["correct"] for p in predictions]
-    summary = {
-        "accuracy": sum(correct) / max(len(correct), 1),
-        "n": len(correct),
-        "correct": sum(correct),
-        "by_digits": _breakdown((p.digits, c) for p, c in zip(problems, correct)),
-        "by_carries": _breakdown((p.carries, c) for p, c in zip(problems, correct)),
-    }
+    summary = {"accuracy": sum(correct) / max(len(correct), 1)}
+    if tolerance[TOLERANCES[0][0]]:
+        summary.update({key: sum(hits) / len(hits) for key, hits in tolerance.items()})
+    summary.update(
+        {
+            "n": len(correct),
+            "correct": sum(correct),
+            "by_digits": _breakdown((p.digits, c) for p, c in zip(problems, correct)),
+            "by_carries": _breakdown((p.carries, c) for p, c in zip(problems, correct)),
+        }
+    )
     return summary, predictions
 
 

@@ -56,8 +56,10 @@ def _dotted(settings: dict) -> dict:
     return nested
 
 
-def _point_name(settings: dict) -> str:
-    parts = [f"{key.split('.')[-1]}-{value}" for key, value in settings.items()]
+def _point_name(group: dict, axes: dict) -> str:
+    """`reverse_n_train-250_seed-0`: a linked group by its first value, then each axis."""
+    parts = [str(next(iter(group.values())))] if group else []
+    parts += [f"{key.split('.')[-1]}-{value}" for key, value in axes.items()]
     return re.sub(r"[^A-Za-z0-9._=-]+", "_", "_".join(parts)) or "base"
 
 
@@ -79,15 +81,16 @@ def load_sweep(path: Path) -> tuple[str, list[Point]]:
     points = []
     for group in linked:
         for combo in itertools.product(*axes.values()):
-            settings = {**group, **dict(zip(axes, combo))}
+            values = dict(zip(axes, combo))
+            settings = {**group, **values}
             try:
                 config = config_from_dict(merge(base, _dotted(settings)))
             except ArithlabError as err:
                 raise ArithlabError(f"{path}: point {settings}: {err}") from None
-            points.append(Point(_point_name(settings), settings, config))
+            points.append(Point(_point_name(group, values), settings, config))
     names = [p.name for p in points]
     if len(set(names)) != len(names):
-        raise ArithlabError(f"{path}: two points get the same name; make the axes' values distinct")
+        raise ArithlabError(f"{path}: two points get the same name; make the first value of each linked group distinct")
     return spec.get("name") or path.stem, points
 
 

@@ -4,19 +4,42 @@ Byte for byte as ../shared/FORMATS.md specifies. A format is a small object with
 methods (`render`, `prompt`, `parse`) plus the stopping rule decoding needs; formats are
 registered by name in `FORMATS`. Scratchpad formats look up a step writer per operation,
 so adding an operation to a format is one entry in its table.
+
+Sine and square root (plain and detailed) are computed exactly, in integers of 1e-4 units,
+where the study computes in floats and cuts with floor(v * 10**4) / 10**4. The two agree
+except where a value lies on, or within float error (~1e-16) of, a multiple of 1e-4: there
+the float cut can land one unit (1e-4) off. Over every 4-decimal x of the sampling ranges
+(31,416 sines, 90,001 square roots), a plain float transcription of each formula
+(math.sin, math.sqrt, x**n/math.factorial(n), 1/2*(v + x/v), each cut as above) differs
+from ours in:
+- plain sine: none (sin of a nonzero rational is irrational, and none came that close);
+- plain square root: 21 of the 217 perfect squares k^2/10**4, where the float root is a
+  hair below k/100 and cut one unit lower (sqrt(1.2544) = 1.12: floats give 1.1199);
+- detailed sine: the answer in 561 x, all but one with |x| < 0.054: there the last terms
+  (x^7/7!, x^9/9!) are too small to move a float sum off the grid point it sits on,
+  while the exact sum moves just off it and a subtracted term cuts it one unit lower
+  (sin(-0.0536): exact x_4 = -0.0538, floats -0.0537), and float sums sitting a hair off
+  a grid point go either way; the other is x = 0.6, whose x_1 = 0.6 - 0.036 = 0.564 is
+  exact (x^3/6 is a multiple of 1e-4 when x is a multiple of 0.3; floats give 0.5639);
+- detailed square root: x_1 in 4,230 x, where the half-sum (x_0 + x/x_0)/2 is exactly a
+  multiple of 1e-4 (sqrt(1.002): exact 1.001, floats 1.0009); Newton's next steps absorb
+  that, and the answer x_4 differs in 21 x, all perfect squares.
+Printed numbers never differ: a 4-decimal value is printed as Python prints its float.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import re
 import zlib
 from collections.abc import Callable
+from decimal import Decimal
 from itertools import zip_longest
 from typing import ClassVar
 
 from arithlab.errors import ArithlabError
-from arithlab.tasks import Problem, digits_of
+from arithlab.tasks import SCALE, Problem, digits_of, units_text
 
 # Characters a wrong answer may run on past the true answer's length before decoding stops.
 _DECODE_SLACK = 8
@@ -26,7 +49,7 @@ class Format:
     """Base: a sample is `prompt(problem)` followed by the answer text the model must write."""
 
     name = ""
-    operations = "+-*"
+    operations: tuple[str, ...] = ("+", "-", "*")
     # Decoding asks `is_complete` only after one of these characters: cheap stopping.
     stop_chars = "\n"
 
@@ -36,9 +59,15 @@ class Format:
     def render(self, problem: Problem) -> str:
         raise NotImplementedError
 
-    def parse(self, text: str) -> int | None:
-        """The answer in `text` (what followed the prompt), or None where it does not parse."""
+    def parse(self, text: str, problem: Problem | None = None) -> int | Decimal | None:
+        """The answer in `text` (what followed the prompt), or None where it does not parse:
+        an exact integer, or a decimal number (a Decimal) where `problem` is a function's
+        (sin, sqrt). Without the problem, an integer."""
         raise NotImplementedError
+
+    def target(self, problem: Problem) -> int | Decimal:
+        """The answer this format's sample states, which exact match is scored against."""
+        return problem.answer
 
     def is_complete(self, text: str) -> bool:
         """Whether generated `text` holds the whole answer, so decoding can stop."""
@@ -71,6 +100,17 @@ def _to_int(text: str) -> int | None:
         return None
 
 
+_DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+
+
+def _to_number(text: str, problem: Problem | None) -> int | Decimal | None:
+    """The number `text` spells exactly: a decimal (`0.4794`, `-0.4795`, `2`) read exactly as
+    a Decimal for a function's problem, an integer otherwise."""
+    if problem is None or not problem.is_function:
+        return _to_int(text)
+    return Decimal(text) if _DECIMAL.fullmatch(text) else None
+
+
 def _line_after(text: str, marker: str) -> str | None:
     """The line that follows `marker` in `text`, if that line is finished."""
     start = text.find(marker)
@@ -85,17 +125,18 @@ class Plain(Format):
     """`128+367=495\\n`: the answer as written by hand."""
 
     name = "plain"
+    operations = ("+", "-", "*", "sin", "sqrt")
 
     def prompt(self, problem: Problem) -> str:
         return f"{problem.question}="
 
     def render(self, problem: Problem) -> str:
         self.check(problem)
-        return f"{problem.question}={problem.answer}\n"
+        return f"{problem.question}={problem.answer_text}\n"
 
-    def parse(self, text: str) -> int | None:
+    def parse(self, text: str, problem: Problem | None = None) -> int | Decimal | None:
         end = text.find("\n")
-        return None if end < 0 else _to_int(text[:end])
+        return None if end < 0 else _to_number(text[:end], problem)
 
     def is_complete(self, text: str) -> bool:
         return "\n" in text
@@ -115,9 +156,9 @@ class Reverse(Format):
         # The whole answer string is reversed, so a minus sign goes last: 932-.
         return f"${problem.question}={str(problem.answer)[::-1]}$\n"
 
-    def parse(self, text: str) -> int | None:
+    def parse(self, text: str, problem: Problem | None = None) -> int | Decimal | None:
         end = text.find("$")
-        return None if end < 0 else _to_int(text[:end][::-1])
+        return None if end < 0 else _to_number(text[:end][::-1], problem)
 
     def is_complete(self, text: str) -> bool:
         return "$" in text
@@ -211,7 +252,7 @@ class Simplified(Format):
 
     def __init__(self, name: str = "simplified", random_a: bool = False, random_c: bool = False):
         self.name, self.random_a, self.random_c = name, random_a, random_c
-        self.operations = "".join(self.writers)
+        self.operations = tuple(self.writers)
 
     def prompt(self, problem: Problem) -> str:
         return f"Input:\n{problem.question}\nTarget:\n"
@@ -224,9 +265,9 @@ class Simplified(Format):
         )
         return self.prompt(problem) + "\n".join(lines) + f".\n{answer}\n"
 
-    def parse(self, text: str) -> int | None:
+    def parse(self, text: str, problem: Problem | None = None) -> int | Decimal | None:
         line = _line_after(text, ".\n")
-        return None if line is None else _to_int(line)
+        return None if line is None else _to_number(line, problem)
 
     def is_complete(self, text: str) -> bool:
         return _line_after(text, ".\n") is not None
@@ -287,6 +328,51 @@ def _detailed_multiplication(problem: Problem) -> tuple[list[str], list[int]]:
     return lines, digits_of(total)
 
 
+def _detailed_sine(problem: Problem) -> tuple[list[str], str]:
+    """Taylor series, 4 terms: x_k = x_(k-1) -/+ x^n/n! (n = 3, 5, 7, 9), each partial sum
+    cut to 4 decimals toward minus infinity and the next one built on the cut value; the
+    answer is x_4 (0.4792 for sin(0.5), whose true value is 0.4794).
+
+    Exact, in integers of 1e-4 units: x_k = floor((x_(k-1) * D -/+ X^n) / D), X = x * 10**4,
+    D = 10**(4(n-1)) * n!. Where this differs from the study's floats: see the module's
+    docstring (mostly |x| < 0.054, where a term too small to move a float sum still moves
+    the exact one off the 1e-4 grid).
+    """
+    x = problem.a
+    lines, value = [f"x_0={units_text(x)}"], x
+    for k, n in enumerate((3, 5, 7, 9), start=1):
+        sign = -1 if k % 2 else 1
+        denominator = 10 ** (4 * (n - 1)) * math.factorial(n)
+        value = (value * denominator + sign * x**n) // denominator
+        lines.append(f"x_{k}: x_{k - 1} {'-' if sign < 0 else '+'} 1/{n}! * (x^{n}) , x_{k}={units_text(value)}")
+    lines[-1] += " , END"
+    return lines, units_text(value)
+
+
+def _detailed_square_root(problem: Problem) -> tuple[list[str], str]:
+    """Newton's method, 4 steps: x_k = 1/2*(x_(k-1) + x/x_(k-1)), cut to 4 decimals toward
+    minus infinity; x_0 is the integer part of the true root, written as an integer (`1`),
+    or 0.1 when the root is below 1. The answer is x_4, the scratchpad's own last value,
+    which is the true value cut to 4 decimals except in rare cases (11 of the 90,001 x of
+    [1, 10], e.g. sqrt(3.516): x_4 = 1.8751, true 1.8750).
+
+    Exact, in integers of 1e-4 units: x_k = floor((Y^2 + X * 10**4) / (2Y)), Y = x_(k-1) *
+    10**4, X = x * 10**4. Where this differs from the study's floats: see the module's
+    docstring.
+    """
+    x = problem.a
+    root = math.isqrt(x) // 100  # the integer part of sqrt(x / 10**4) = sqrt(x) / 100
+    value, previous = (root * SCALE, str(root)) if root >= 1 else (SCALE // 10, "0.1")
+    lines = [f"x_0={previous}"]
+    for k in range(1, 5):
+        value = (value * value + x * SCALE) // (2 * value)
+        step = units_text(value)
+        lines.append(f"x_{k}: 1/2*({previous}+{units_text(x)}/{previous})={step}, x_{k}={step}")
+        previous = step
+    lines[-1] += " , END"
+    return lines, previous
+
+
 class Detailed(Format):
     """The detailed scratchpad: every step spelled out, the answer's digits spaced."""
 
@@ -296,8 +382,10 @@ class Detailed(Format):
         "+": _detailed_addition,
         "-": _detailed_subtraction,
         "*": _detailed_multiplication,
+        "sin": _detailed_sine,
+        "sqrt": _detailed_square_root,
     }
-    operations = "".join(writers)
+    operations = tuple(writers)
 
     def prompt(self, problem: Problem) -> str:
         return f"Input:\n{problem.question}\nTarget:\n"
@@ -309,9 +397,16 @@ class Detailed(Format):
             answer = " ".join(str(d) for d in answer)
         return self.prompt(problem) + "<scratch>\n" + "\n".join(lines) + f"\n</scratch>\n{answer}\n"
 
-    def parse(self, text: str) -> int | None:
+    def parse(self, text: str, problem: Problem | None = None) -> int | Decimal | None:
         line = _line_after(text, "</scratch>\n")
-        return None if line is None else _to_int(line.replace(" ", ""))
+        return None if line is None else _to_number(line.replace(" ", ""), problem)
+
+    def target(self, problem: Problem) -> int | Decimal:
+        """What the sample's answer line states: the true answer, except for sine (and, where
+        they differ, square root), whose answer is the scratchpad's own last value."""
+        if not problem.is_function:
+            return problem.answer
+        return self.parse(self.render(problem)[len(self.prompt(problem)) :], problem)
 
     def is_complete(self, text: str) -> bool:
         return _line_after(text, "</scratch>\n") is not None

@@ -8,7 +8,10 @@ sequence of slots decides which cell the next problem comes from. A set of size 
 the first N slots, so sets of different sizes drawn with the same seed are nested, and
 the slots keep the carry counts exactly balanced wherever the quotas can be met.
 
-`uniform` draws both operands uniformly below 10**digits.
+`uniform` draws both operands uniformly below 10**digits; for a function (sin, sqrt) it
+draws x uniformly on the study's interval (sin: [-pi/2, pi/2], sqrt: [1, 10]) and cuts it
+to 4 decimals toward minus infinity, `digits` playing no part. Balanced sampling needs
+carries, which functions (and multiplication) lack: asking for it is an ArithlabError.
 """
 
 from __future__ import annotations
@@ -18,14 +21,18 @@ import random
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from functools import cache
+from math import ceil, floor
 
 from arithlab.errors import ArithlabError
-from arithlab.tasks import OPERATIONS, Problem
+from arithlab.tasks import OPERATIONS, SCALE, Problem
 
 SAMPLINGS = ("balanced", "uniform")
 # How many draws a cell may reject in a row (duplicates, excluded numbers) before we call
 # it exhausted.
 _MAX_REJECTS = 2000
+# A function's x is drawn on a grid this much finer than 1e-4, then cut to 4 decimals: a
+# uniform real, as the study draws it, up to 1e-12.
+_FINE = 10**8
 
 
 def _digit_choices(length: int, position: int) -> range:
@@ -194,7 +201,14 @@ def _next_problem(symbol, digits, seed, excluded, totals, chosen, targets, cells
 
 
 def uniform(symbol: str, digits: int, seed: int) -> Iterator[Problem]:
-    """An endless seeded stream of problems, both operands uniform below 10**digits."""
+    """An endless seeded stream of problems: both operands uniform below 10**digits, or a
+    function's x uniform on its interval, cut to 4 decimals toward minus infinity."""
+    interval = OPERATIONS[symbol].interval
+    if interval is not None:
+        rng = random.Random(f"{seed}:{symbol}:uniform")
+        low, high = ceil(interval[0] * SCALE * _FINE), floor(interval[1] * SCALE * _FINE)
+        while True:
+            yield Problem(symbol, rng.randint(low, high) // _FINE)
     rng = random.Random(f"{seed}:{symbol}:uniform:{digits}")
     top = 10**digits
     while True:
@@ -211,7 +225,7 @@ def take_distinct(
     seen = set(avoid)
     rejects = 0
     for problem in stream:
-        if problem in seen or {problem.a, problem.b} & excluded:
+        if problem in seen or excluded.intersection(problem.operands):
             rejects += 1
             if rejects > _MAX_REJECTS + 10 * n:
                 raise ArithlabError(f"cannot draw {n} distinct problems from this space (got {len(taken)})")
