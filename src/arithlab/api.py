@@ -62,7 +62,7 @@ class Run:
         outputs = generate_answers(
             self.model, self.tokenizer, self.format, problems, **trainer.decoding_options(self.config)
         )
-        return score(self.format, problems, outputs)
+        return score(self.format, problems, outputs, self.config.data.exclude)
 
 
 def to_problem(question: Problem | str) -> Problem:

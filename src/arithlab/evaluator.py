@@ -109,8 +109,13 @@ def _json_number(value):
     return number_text(value) if isinstance(value, Decimal) else value
 
 
-def score(fmt: Format, problems: list[Problem], outputs: list[str]) -> tuple[dict, list[dict]]:
+def score(
+    fmt: Format, problems: list[Problem], outputs: list[str], excluded: Iterable[int] = ()
+) -> tuple[dict, list[dict]]:
     """eval.json's summary and predictions.jsonl's rows for these outputs.
+
+    With `excluded` numbers (never an operand in training), the summary adds the accuracy
+    on the problems that use one (`with_excluded`) and on the rest (`without_excluded`).
 
     Sine and square root problems add, beside `accuracy`, the share of them whose answer is
     within 5e-4 and 5e-3 of the true value cut to 4 decimals (`within_5e-4`, `within_5e-3`),
@@ -146,10 +151,17 @@ def score(fmt: Format, problems: list[Problem], outputs: list[str]) -> tuple[dic
             "by_carries": _breakdown((p.carries, c) for p, c in zip(problems, correct)),
         }
     )
+    excluded = set(excluded)
+    if excluded:
+        uses = [not p.is_function and bool({p.a, p.b} & excluded) for p in problems]
+        split = _breakdown(("with_excluded" if u else "without_excluded", c) for u, c in zip(uses, correct))
+        summary.update(
+            {key: split.get(key, {"accuracy": None, "n": 0}) for key in ("with_excluded", "without_excluded")}
+        )
     return summary, predictions
 
 
 def evaluate(
-    model: GPT, tokenizer: CharTokenizer, fmt: Format, problems: list[Problem], **decoding
+    model: GPT, tokenizer: CharTokenizer, fmt: Format, problems: list[Problem], excluded: Iterable[int] = (), **decoding
 ) -> tuple[dict, list[dict]]:
-    return score(fmt, problems, generate_answers(model, tokenizer, fmt, problems, **decoding))
+    return score(fmt, problems, generate_answers(model, tokenizer, fmt, problems, **decoding), excluded)

@@ -201,7 +201,9 @@ def _train(cfg: Config, out: Path, resume: bool, progress: bool, device: str) ->
 def _finish(cfg, out, model, tokenizer, fmt, splits, state) -> None:
     """The final weights and the test evaluation."""
     rundir.save_weights(model, out / rundir.WEIGHTS)
-    summary, predictions = evaluate(model, tokenizer, fmt, splits.test, **decoding_options(cfg))
+    summary, predictions = evaluate(
+        model, tokenizer, fmt, splits.test, excluded=cfg.data.exclude, **decoding_options(cfg)
+    )
     summary.update(
         seconds=state["seconds"],
         tokens_seen=state["tokens_seen"],

@@ -1,0 +1,19 @@
+from arithlab.evaluator import score
+from arithlab.formats import get_format
+from arithlab.tasks import Problem
+
+
+def test_accuracy_on_problems_with_excluded_numbers_is_reported_apart():
+    fmt = get_format("reverse")
+    problems = [Problem("+", 527, 1), Problem("+", 2, 3), Problem("+", 4, 527), Problem("+", 10, 10)]
+    outputs = ["825$", "5$", "000$", "02$"]  # right, right, wrong, right
+    summary, rows = score(fmt, problems, outputs, excluded=[527])
+    assert [r["correct"] for r in rows] == [True, True, False, True]
+    assert summary["with_excluded"] == {"accuracy": 0.5, "n": 2}
+    assert summary["without_excluded"] == {"accuracy": 1.0, "n": 2}
+    assert summary["accuracy"] == 0.75
+
+
+def test_without_excluded_numbers_the_summary_has_no_such_sections():
+    summary, _ = score(get_format("plain"), [Problem("+", 1, 2)], ["3\n"])
+    assert "with_excluded" not in summary and summary["by_carries"] == {"0": {"accuracy": 1.0, "n": 1}}
