@@ -3,10 +3,12 @@ exactly as the trainer takes them."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import resource
 import time
+from pathlib import Path
 
 import torch
 
@@ -19,6 +21,13 @@ from arithlab.tokenizer import CharTokenizer
 from arithlab.trainer import autocast_for, pick_device, train_step
 
 STREAM_CONTEXT = 256
+RESULTS = Path(__file__).parent / "results"
+
+
+def save(name: str, result: dict) -> None:
+    """benchmarks/results/NAME.json, with the machine it ran on."""
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps({**result, "machine": machine()}, indent=1) + "\n")
 
 
 def machine() -> dict:

@@ -10,12 +10,9 @@ compilation time beside the speedup. Set `train.compile: true` where it wins.
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
-from common import machine, time_steps
+from common import save, time_steps
 
-RESULTS = Path(__file__).parent / "results"
 SIZES = [("small", 256), ("nanogpt", 64)]
 
 
@@ -35,9 +32,7 @@ def main() -> None:
             f"(compilation and warm-up {compiled['warmup_s']} s)"
         )
         print(f"speedup: {ratio:.2f}  (torch.compile over eager, {preset}, training steps)", flush=True)
-    RESULTS.mkdir(exist_ok=True)
-    result = {"benchmark": "compile", "rows": rows, "machine": machine()}
-    (RESULTS / "compile.json").write_text(json.dumps(result, indent=1) + "\n")
+    save("compile", {"benchmark": "compile", "rows": rows})
 
 
 if __name__ == "__main__":

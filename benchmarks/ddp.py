@@ -18,11 +18,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import machine
+from common import save
 
 from arithlab.cli import quickstart_config_path
-
-RESULTS = Path(__file__).parent / "results"
 
 
 def run(processes: int, iters: int, workdir: Path) -> dict:
@@ -65,9 +63,7 @@ def main() -> None:
         print(f"{row['processes']} process(es): {row['tokens_per_s']:,} tokens/s ({steps})")
     ratio = multi["tokens_per_s"] / single["tokens_per_s"]
     print(f"speedup: {ratio:.2f}  ({args.processes} DDP processes over 1, training tokens/s, {os.cpu_count()} cores)")
-    RESULTS.mkdir(exist_ok=True)
-    result = {"benchmark": "ddp", "single": single, "multi": multi, "speedup": round(ratio, 2), "machine": machine()}
-    (RESULTS / "ddp.json").write_text(json.dumps(result, indent=1) + "\n")
+    save("ddp", {"benchmark": "ddp", "single": single, "multi": multi, "speedup": round(ratio, 2)})
 
 
 if __name__ == "__main__":

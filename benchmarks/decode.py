@@ -12,13 +12,11 @@ to each problem's full budget, the worst case for both).
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import time
 from pathlib import Path
 
 import torch
+from common import save
 
 from arithlab import rundir
 from arithlab.config import load_config
@@ -28,8 +26,6 @@ from arithlab.formats import get_format
 from arithlab.model import GPT, PRESETS, GPTConfig
 from arithlab.tasks import Problem
 from arithlab.tokenizer import CharTokenizer
-
-RESULTS = Path(__file__).parent / "results"
 
 
 def _model(args, block_size: int) -> GPT:
@@ -84,15 +80,8 @@ def main() -> None:
         "benchmark": "decode",
         "model": str(args.run) if args.run else f"{args.preset} (random init)",
         "rows": rows,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "threads": torch.get_num_threads(),
-            "platform": platform.platform(),
-            "torch": torch.__version__,
-        },
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "decode.json").write_text(json.dumps(result, indent=1) + "\n")
+    save("decode", result)
 
 
 if __name__ == "__main__":

@@ -11,16 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import torch
-
-RESULTS = Path(__file__).parent / "results"
+from common import save
 
 
 def main() -> None:
@@ -48,10 +44,8 @@ def main() -> None:
         "val_99_at": first_99,
         "target": "test accuracy >= 0.99 within 300 s wall",
         "met": summary["accuracy"] >= 0.99 and wall <= 300,
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__},
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "quickstart.json").write_text(json.dumps(result, indent=1) + "\n")
+    save("quickstart", result)
     print(
         f"quickstart: accuracy {summary['accuracy']:.2%} on {summary['n']} problems, wall {wall:.0f} s "
         f"(training {summary['seconds']:.0f} s), target met: {result['met']}"

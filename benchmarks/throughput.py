@@ -15,9 +15,7 @@ import argparse
 import json
 import subprocess
 import sys
-from pathlib import Path
 
-RESULTS = Path(__file__).parent / "results"
 # (preset, objective, rows per batch): about the same tokens per step within a preset.
 GRID = [
     ("small", "answer", 256),
@@ -41,7 +39,7 @@ def main() -> None:
         preset, objective, batch = args.one
         print(json.dumps(time_steps(preset, objective, int(batch), args.steps)))
         return
-    from common import machine
+    from common import save
 
     steps = 3 if args.quick else 10
     rows = []
@@ -62,9 +60,7 @@ def main() -> None:
     small = {r["objective"]: r for r in rows if r["preset"] == "small"}
     ratio = small["answer"]["samples_per_s"] / small["stream"]["samples_per_s"]
     print(f"speedup: {ratio:.2f}  (samples/s, answer over stream, small model: stream also predicts the operands)")
-    RESULTS.mkdir(exist_ok=True)
-    result = {"benchmark": "throughput", "rows": rows, "machine": machine()}
-    (RESULTS / "throughput.json").write_text(json.dumps(result, indent=1) + "\n")
+    save("throughput", {"benchmark": "throughput", "rows": rows})
 
 
 if __name__ == "__main__":

@@ -18,18 +18,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import tempfile
 from pathlib import Path
 
-import torch
+from common import save
 
 from arithlab.cli import quickstart_config_path
 from arithlab.config import load_config
 from arithlab.trainer import train
 
-RESULTS = Path(__file__).parent / "results"
 TARGET = 0.99
 STREAM = [
     "train.objective=stream",
@@ -89,15 +86,8 @@ def main() -> None:
         "stream": stream,
         "speedup_wall": round(ratio, 2),
         "speedup_is_lower_bound": not stream["reached_99"],
-        "machine": {
-            "cpus": os.cpu_count(),
-            "threads": torch.get_num_threads(),
-            "platform": platform.platform(),
-            "torch": torch.__version__,
-        },
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "time_to_accuracy.json").write_text(json.dumps(result, indent=1) + "\n")
+    save("time_to_accuracy", result)
 
 
 if __name__ == "__main__":

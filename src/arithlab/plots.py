@@ -99,9 +99,7 @@ def _figures(folder: Path, rows: list[dict]) -> list[tuple[str, str]]:
             title="accuracy against training samples (mean ± sd over seeds)",
         )
         ax.legend()
-        figures.append(("accuracy_vs_samples.png", "Accuracy against the number of training samples"))
-        fig.savefig(folder / figures[-1][0], dpi=120, bbox_inches="tight")
-        plt.close(fig)
+        figures.append(_save(fig, folder, "accuracy_vs_samples.png", "Accuracy against the number of training samples"))
 
     if done:
         fig, ax = plt.subplots(figsize=(6, 4))
@@ -116,9 +114,7 @@ def _figures(folder: Path, rows: list[dict]) -> list[tuple[str, str]]:
             title="accuracy against training tokens",
         )
         ax.legend()
-        figures.append(("accuracy_vs_tokens.png", "Accuracy against training tokens"))
-        fig.savefig(folder / figures[-1][0], dpi=120, bbox_inches="tight")
-        plt.close(fig)
+        figures.append(_save(fig, folder, "accuracy_vs_tokens.png", "Accuracy against training tokens"))
 
         fig, ax = plt.subplots(figsize=(6, 4))
         colors = {g: f"C{i}" for i, g in enumerate(sorted({group_of(r) for r in done}))}
@@ -135,9 +131,7 @@ def _figures(folder: Path, rows: list[dict]) -> list[tuple[str, str]]:
             ax.plot([], [], color=color, label=group)
         ax.set(xlabel="iteration", ylabel="validation accuracy (%)", title="learning curves", ylim=(-2, 102))
         ax.legend()
-        figures.append(("learning_curves.png", "Learning curves (validation accuracy)"))
-        fig.savefig(folder / figures[-1][0], dpi=120, bbox_inches="tight")
-        plt.close(fig)
+        figures.append(_save(fig, folder, "learning_curves.png", "Learning curves (validation accuracy)"))
 
         carries = sorted({k for r in done for k in r if k.startswith("carries_")}, key=lambda k: int(k.split("_")[1]))
         if carries:
@@ -156,10 +150,16 @@ def _figures(folder: Path, rows: list[dict]) -> list[tuple[str, str]]:
                 title="accuracy by number of carries",
             )
             ax.legend()
-            figures.append(("accuracy_by_carries.png", "Accuracy by number of carries"))
-            fig.savefig(folder / figures[-1][0], dpi=120, bbox_inches="tight")
-            plt.close(fig)
+            figures.append(_save(fig, folder, "accuracy_by_carries.png", "Accuracy by number of carries"))
     return figures
+
+
+def _save(fig, folder: Path, name: str, title: str) -> tuple[str, str]:
+    import matplotlib.pyplot as plt
+
+    fig.savefig(folder / name, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return name, title
 
 
 def report(folder: Path) -> Path:

@@ -263,3 +263,11 @@ def parse_problem(text: str) -> tuple[Problem, int | Decimal | None]:
         raise ValueError("not a problem (expected e.g. 686+753=1439, 686+753= or 686+753; sin(0.5)=0.4794, sqrt(2.5)=)")
     symbol, x, stated = match.groups()
     return Problem.function(symbol, x), None if stated is None else Decimal(stated)
+
+
+def read_problem(text: str) -> Problem:
+    """`parse_problem`, and a stated answer must be the right one; ValueError otherwise."""
+    problem, stated = parse_problem(text)
+    if stated is not None and stated != problem.answer:
+        raise ValueError(f"wrong answer, {problem.question} is {problem.answer_text}")
+    return problem
