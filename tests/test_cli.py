@@ -134,3 +134,8 @@ def test_every_verb_has_help_with_an_example(capsys, verb):
 
 def test_unknown_benchmark_is_one_line_error_listing_the_benchmarks(capsys):
     _one_line_error(*run_cli(capsys, "bench", "nope"), "nope", "time_to_accuracy")
+
+
+def test_block_size_too_small_for_the_samples_is_one_line_error(capsys, tmp_path):
+    code, out, err = run_cli(capsys, "quickstart", "--out", tmp_path / "q", "--set", "model.block_size=10")
+    _one_line_error(code, out, err, "model.block_size", "too small")

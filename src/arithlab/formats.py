@@ -42,7 +42,7 @@ from arithlab.errors import ArithlabError
 from arithlab.tasks import SCALE, Problem, digits_of, units_text
 
 # Characters a wrong answer may run on past the true answer's length before decoding stops.
-_DECODE_SLACK = 8
+DECODE_SLACK = 8
 
 
 class Format:
@@ -75,7 +75,7 @@ class Format:
 
     def max_new_tokens(self, problem: Problem) -> int:
         """The decoding budget: the true answer's length plus a little slack."""
-        return len(self.render(problem)) - len(self.prompt(problem)) + _DECODE_SLACK
+        return len(self.render(problem)) - len(self.prompt(problem)) + DECODE_SLACK
 
     def supports(self, problem: Problem) -> bool:
         return problem.op in self.operations

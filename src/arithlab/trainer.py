@@ -29,7 +29,7 @@ from arithlab.config import Config
 from arithlab.data import build_splits, describe
 from arithlab.errors import ArithlabError
 from arithlab.evaluator import evaluate
-from arithlab.formats import _DECODE_SLACK, get_format
+from arithlab.formats import DECODE_SLACK, get_format
 from arithlab.model import GPT, PRESETS
 from arithlab.tokenizer import CharTokenizer
 
@@ -54,12 +54,18 @@ def resolve(cfg: Config, splits) -> Config:
         raise ArithlabError(f"config key model.preset: {cfg.model.preset!r} is not one of {', '.join(PRESETS)}")
     preset = PRESETS[cfg.model.preset]
     model = dataclasses.replace(cfg.model, **{k: v for k, v in preset.items() if getattr(cfg.model, k) is None})
+    fmt = get_format(cfg.data.format)
+    # Room for the longest sample, for decoding a little past the longest answer, and for
+    # the training shifts of the positions.
+    longest = max(len("\n" + fmt.render(p)) for p in (*splits.train, *splits.validation, *splits.test))
+    fitted = longest + DECODE_SLACK + cfg.train.position_offset
     if model.block_size is None:
-        fmt = get_format(cfg.data.format)
-        # Room for the longest sample and for decoding a little past the longest answer.
-        longest = max(len("\n" + fmt.render(p)) for p in (*splits.train, *splits.validation, *splits.test))
-        fitted = longest + _DECODE_SLACK + cfg.train.position_offset
         model.block_size = 256 if cfg.train.objective == "stream" and fitted < 256 else fitted
+    elif model.block_size < fitted:
+        raise ArithlabError(
+            f"config key model.block_size: {model.block_size} is too small; the longest sample needs {fitted} "
+            f"({longest} characters, {DECODE_SLACK} to decode past it, {cfg.train.position_offset} of position shift)"
+        )
     if model.n_embd % model.n_head:
         raise ArithlabError(f"model: n_embd {model.n_embd} is not a multiple of n_head {model.n_head}")
     return dataclasses.replace(cfg, model=model)
