@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from arithlab.config import DataConfig
+from arithlab.config import DataConfig, load_config
 from arithlab.data import build_splits, describe, read_problems, write_problems
 from arithlab.errors import ArithlabError
 from arithlab.tasks import Problem
@@ -214,3 +214,29 @@ def test_training_file_with_generated_test_set_keeps_them_disjoint(tmp_path):
     assert got.train == train
     assert not set(got.test) & set(train)
     assert not set(got.validation) & (set(train) | set(got.test))
+
+
+def test_several_operations_split_training_by_shares_and_test_each_fully():
+    cfg = load_config(
+        None,
+        [
+            "data.operations=[add, sub, mul]",
+            "data.shares=[2, 1, 1]",
+            "data.sampling=uniform",
+            "data.n_train=800",
+            "data.n_test=50",
+            "data.n_val=10",
+            "data.format=detailed",
+        ],
+    ).data
+    splits = build_splits(cfg)
+    summary = describe(splits, "detailed", [])
+    assert summary["train_by_operation"] == {"add": 400, "mul": 200, "sub": 200}
+    assert summary["sizes"] == {"train": 800, "validation": 30, "test": 150}
+    assert summary["overlap"] == {"train_test": 0, "train_validation": 0, "validation_test": 0}
+
+
+def test_shares_that_do_not_match_the_operations_are_a_config_error():
+    cfg = load_config(None, ["data.operations=[add, sub]", "data.shares=[1]"]).data
+    with pytest.raises(ArithlabError, match="data.shares"):
+        build_splits(cfg)

@@ -17,3 +17,13 @@ def test_accuracy_on_problems_with_excluded_numbers_is_reported_apart():
 def test_without_excluded_numbers_the_summary_has_no_such_sections():
     summary, _ = score(get_format("plain"), [Problem("+", 1, 2)], ["3\n"])
     assert "with_excluded" not in summary and summary["by_carries"] == {"0": {"accuracy": 1.0, "n": 1}}
+
+
+def test_several_operations_are_scored_each_apart():
+    problems = [Problem("+", 1, 2), Problem("-", 5, 7), Problem("*", 3, 4)]
+    summary, _ = score(get_format("plain"), problems, ["3\n", "-2\n", "13\n"])
+    assert summary["by_operation"] == {
+        "add": {"accuracy": 1.0, "n": 1},
+        "mul": {"accuracy": 0.0, "n": 1},
+        "sub": {"accuracy": 1.0, "n": 1},
+    }

@@ -183,3 +183,14 @@ def test_time_budget_stops_training_and_still_tests(tmp_path):
     out = train(tiny_config(*RESUME_SETTINGS, "train.max_minutes=0.0"), tmp_path / "budget", progress=False)
     summary = json.loads((out / "eval.json").read_text())
     assert summary["iters"] == 1 and summary["stop_reason"] == "max_minutes" and summary["n"] == 50
+
+
+def test_one_model_learns_several_operations_and_reports_each(tmp_path):
+    out = train(
+        tiny_config(*RESUME_SETTINGS, "data.operations=[add, sub]", "data.sampling=uniform", "train.max_iters=20"),
+        tmp_path / "mixed",
+        progress=False,
+    )
+    summary = json.loads((out / "eval.json").read_text())
+    assert summary["n"] == 100 and set(summary["by_operation"]) == {"add", "sub"}
+    assert all(cell["n"] == 50 for cell in summary["by_operation"].values())

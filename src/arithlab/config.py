@@ -19,7 +19,12 @@ from arithlab.errors import ArithlabError
 
 @dataclass
 class DataConfig:
-    operation: str = "add"  # add, sub, mul (or + - *)
+    operation: str = "add"  # add, sub, mul, sin, sqrt (or + - *)
+    # Several operations in one model (instead of `operation`), e.g. [add, sub, mul]: the
+    # training samples are split by `shares` (default: equally); validation and test hold
+    # n_val and n_test problems of each, and evaluation reports each operation apart.
+    operations: list[str] = field(default_factory=list)
+    shares: list[float] = field(default_factory=list)
     format: str = "reverse"
     digits: int = 3  # operands of 1..digits digits
     n_train: int = 10000

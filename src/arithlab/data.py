@@ -64,13 +64,28 @@ def _draw(symbol: str, how: str, digits: int, n: int, seed: int, avoid: set[Prob
     return sampling.take_distinct(sampling.uniform(symbol, digits, seed), n, avoid, excluded)
 
 
+def _shares(cfg: DataConfig, count: int) -> list[float]:
+    if not cfg.shares:
+        return [1 / count] * count
+    if len(cfg.shares) != count or any(share < 0 for share in cfg.shares) or not sum(cfg.shares):
+        raise ArithlabError(
+            f"config key data.shares: {cfg.shares} must give one non-negative share per operation ({count})"
+        )
+    return [share / sum(cfg.shares) for share in cfg.shares]
+
+
 def build_splits(cfg: DataConfig) -> Splits:
-    symbol = operation(cfg.operation).symbol
+    symbols = [operation(name).symbol for name in (cfg.operations or [cfg.operation])]
     fmt = get_format(cfg.format)
     if cfg.train_file:
         train = read_problems(Path(cfg.train_file))
     else:
-        train = _draw(symbol, cfg.sampling, cfg.digits, cfg.n_train, cfg.seed, set(), cfg.exclude)
+        sizes = [round(cfg.n_train * share) for share in _shares(cfg, len(symbols))]
+        train = [
+            problem
+            for symbol, size in zip(symbols, sizes)
+            for problem in _draw(symbol, cfg.sampling, cfg.digits, size, cfg.seed, set(), cfg.exclude)
+        ]
     used = set(train)
     test_digits = cfg.test_digits or cfg.digits
     if cfg.test_file:
@@ -82,9 +97,17 @@ def build_splits(cfg: DataConfig) -> Splits:
                 f"{cfg.test_file}: {len(shared)} test problems are also in the training set (e.g. {example})"
             )
     else:
-        test = _draw(symbol, cfg.test_sampling, test_digits, cfg.n_test, cfg.seed + _TEST_STREAM, used)
+        test = [
+            problem
+            for symbol in symbols
+            for problem in _draw(symbol, cfg.test_sampling, test_digits, cfg.n_test, cfg.seed + _TEST_STREAM, used)
+        ]
     used |= set(test)
-    validation = _draw(symbol, cfg.test_sampling, test_digits, cfg.n_val, cfg.seed + _VAL_STREAM, used)
+    validation = [
+        problem
+        for symbol in symbols
+        for problem in _draw(symbol, cfg.test_sampling, test_digits, cfg.n_val, cfg.seed + _VAL_STREAM, used)
+    ]
     for problem in (*train, *test):
         fmt.check(problem)
     return Splits(train, validation, test)
@@ -110,6 +133,7 @@ def describe(splits: Splits, fmt_name: str, excluded: list[int]) -> dict:
         },
         "excluded_numbers": sorted(excluded_set),
         "train_uses_excluded": sum(1 for p in splits.train if excluded_set.intersection(p.operands)),
+        "train_by_operation": _histogram(p.operation.name for p in splits.train),
         "train_by_carries": _histogram(p.carries for p in splits.train),
         "train_by_digits": _histogram(p.digits for p in splits.train),
         "test_by_carries": _histogram(p.carries for p in splits.test),

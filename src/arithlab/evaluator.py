@@ -151,6 +151,8 @@ def score(
             "by_carries": _breakdown((p.carries, c) for p, c in zip(problems, correct)),
         }
     )
+    if len({p.op for p in problems}) > 1:
+        summary["by_operation"] = _breakdown((p.operation.name, c) for p, c in zip(problems, correct))
     excluded = set(excluded)
     if excluded:
         uses = [not p.is_function and bool({p.a, p.b} & excluded) for p in problems]
