@@ -28,6 +28,7 @@ PROMPT_SCRATCH = "Input:\n128+367\nTarget:\n"
 ADDITION_SAMPLES = {
     "plain": ("128+367=495\n", "128+367="),
     "reverse": ("$128+367=594$\n", "$128+367="),
+    "reverse_all": ("$821+763=594$\n", "$821+763="),
     "simplified": (
         "Input:\n128+367\nTarget:\nA->5 , C->1\nA->9 , C->0\nA->4 , C->0.\n495\n",
         "Input:\n128+367\nTarget:\n",
@@ -54,6 +55,10 @@ PLAIN_REVERSE_OTHER_OPS = [
     ("reverse", Problem("-", 128, 367), "$128-367=932-$\n"),
     ("plain", Problem("*", 12, 34), "12*34=408\n"),
     ("reverse", Problem("*", 12, 34), "$12*34=804$\n"),
+    # Operands too least significant digit first (docs/length_generalization.md).
+    ("reverse_all", Problem("-", 128, 367), "$821-763=932-$\n"),
+    ("reverse_all", Problem("*", 12, 340), "$21*043=0804$\n"),
+    ("reverse_all", Problem("+", 5, 123456), "$5+654321=164321$\n"),
 ]
 
 # Subtraction and multiplication scratchpads, and the edge cases of FORMATS.md.
@@ -145,7 +150,7 @@ def _split(fmt, problem: Problem) -> tuple[str, str]:
 
 def _completion_point(fmt_name: str, answer_text: str) -> int:
     """Characters of the answer text that must be generated before the answer is complete."""
-    if fmt_name == "reverse":
+    if fmt_name in ("reverse", "reverse_all"):
         return answer_text.index("$") + 1  # the closing `$` ends the answer
     return len(answer_text)  # the `\n` that ends the answer line
 
@@ -259,7 +264,7 @@ def test_answer_is_complete_exactly_when_its_answer_line_is_finished(problem, tr
         stop = _completion_point(fmt.name, answer)
         assert not fmt.is_complete("")
         assert fmt.parse("") is None
-        if fmt.name != "reverse":
+        if fmt.name not in ("reverse", "reverse_all"):
             assert not fmt.is_complete(answer[:-1]), (fmt.name, answer)
         for k in range(len(answer) + 1):
             prefix = answer[:k]

@@ -43,7 +43,7 @@ class Run:
         self.tokenizer = CharTokenizer.load(self.path / rundir.VOCAB)
         self.format = get_format(self.config.data.format)
         self.device = trainer.pick_device(device)
-        self.model = GPT(rundir.gpt_config(self.config, self.tokenizer.vocab_size)).to(self.device)
+        self.model = GPT(rundir.gpt_config(self.config, self.tokenizer)).to(self.device)
         rundir.load_weights(self.model, self.path / rundir.WEIGHTS)
         self.model.eval()
 

@@ -34,6 +34,12 @@ class DataConfig:
     test_digits: int | None = None  # default: digits
     test_sampling: str = "uniform"
     exclude: list[int] = field(default_factory=list)  # numbers never used as an operand in training
+    # Length generalization: operand lengths (digits) to train on, each operand's drawn
+    # uniformly from this list, digits uniform (e.g. [1, 2, 3, 4, 6, 7]: 1-7 without 5);
+    # validation draws from them too. The test covers every (length of a, length of b)
+    # pair of test_lengths, n_test split evenly over the pairs. Empty: `digits`, `sampling`.
+    lengths: list[int] = field(default_factory=list)
+    test_lengths: list[int] = field(default_factory=list)
     seed: int = 0  # fixes the problems; apart from train.seed
     train_file: str | None = None  # problem files instead of sampling
     test_file: str | None = None
@@ -48,6 +54,9 @@ class ModelConfig:
     dropout: float | None = None
     bias: bool = True
     block_size: int | None = None  # None: fits the longest sample (answer), or 256 (stream)
+    # learned (the study's) | none | abacus | coupled: the last two embed each digit's place
+    # in its number and need numbers written least significant digit first (reverse_all).
+    positions: str = "learned"
 
 
 @dataclass
@@ -104,6 +113,7 @@ CHOICES = {
     "data.sampling": ("balanced", "uniform"),
     "data.test_sampling": ("balanced", "uniform"),
     "train.objective": ("answer", "stream"),
+    "model.positions": ("learned", "none", "abacus", "coupled"),
     "train.device": ("auto", "cpu", "cuda", "mps"),
     "eval.decoding": ("greedy", "sample"),
 }

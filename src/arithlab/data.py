@@ -74,9 +74,58 @@ def _shares(cfg: DataConfig, count: int) -> list[float]:
     return [share / sum(cfg.shares) for share in cfg.shares]
 
 
+def _check_lengths(key: str, lengths: list[int]) -> None:
+    if any(length < 1 for length in lengths):
+        raise ArithlabError(f"config key {key}: {lengths} must be lengths of at least 1 digit")
+
+
+def _by_lengths(cfg: DataConfig, symbols: list[str]) -> Splits:
+    """Training and validation operands of the lengths `cfg.lengths`; a test with every
+    pair of `cfg.test_lengths` (default: the training lengths) in equal numbers, short of
+    that only in cells with fewer new problems (1 digit by 1 digit has 100 in all)."""
+    _check_lengths("data.lengths", cfg.lengths)
+    _check_lengths("data.test_lengths", cfg.test_lengths)
+    sizes = [round(cfg.n_train * share) for share in _shares(cfg, len(symbols))]
+    train = [
+        problem
+        for symbol, size in zip(symbols, sizes)
+        for problem in sampling.take_distinct(
+            sampling.of_lengths(symbol, cfg.lengths, cfg.lengths, cfg.seed), size, set(), cfg.exclude
+        )
+    ]
+    used = set(train)
+    test_lengths = cfg.test_lengths or cfg.lengths
+    cells = [(a, b) for a in test_lengths for b in test_lengths]
+    per_cell = -(-cfg.n_test // len(cells))
+    test = []
+    for symbol in symbols:
+        for a, b in cells:
+            stream = sampling.of_lengths(symbol, [a], [b], cfg.seed + _TEST_STREAM)
+            test += sampling.take_distinct(stream, per_cell, used, partial=True)
+    used |= set(test)
+    validation = [
+        problem
+        for symbol in symbols
+        for problem in sampling.take_distinct(
+            sampling.of_lengths(symbol, cfg.lengths, cfg.lengths, cfg.seed + _VAL_STREAM), cfg.n_val, used, partial=True
+        )
+    ]
+    return Splits(train, validation, test)
+
+
 def build_splits(cfg: DataConfig) -> Splits:
     symbols = [operation(name).symbol for name in (cfg.operations or [cfg.operation])]
+    if cfg.lengths and (cfg.train_file or cfg.test_file):
+        raise ArithlabError("config keys data.lengths and data.train_file/test_file: give one or the other")
+    splits = _by_lengths(cfg, symbols) if cfg.lengths else _by_digits(cfg, symbols)
     fmt = get_format(cfg.format)
+    for problem in (*splits.train, *splits.test):
+        fmt.check(problem)
+    return splits
+
+
+def _by_digits(cfg: DataConfig, symbols: list[str]) -> Splits:
+    """Operands of 1..`digits` digits (balanced or uniform), or the problem files."""
     if cfg.train_file:
         train = read_problems(Path(cfg.train_file))
     else:
@@ -108,8 +157,6 @@ def build_splits(cfg: DataConfig) -> Splits:
         for symbol in symbols
         for problem in _draw(symbol, cfg.test_sampling, test_digits, cfg.n_val, cfg.seed + _VAL_STREAM, used)
     ]
-    for problem in (*train, *test):
-        fmt.check(problem)
     return Splits(train, validation, test)
 
 

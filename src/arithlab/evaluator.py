@@ -2,7 +2,7 @@
 
 Prompts are grouped by length, so a batch never needs padding and every row's positions
 are exactly those of training. Scores: exact match overall, by the longer operand's digit
-count and by number of carries. Exact match is against the format's own target (what its
+count, by number of carries and by the operands' lengths. Exact match is against the format's own target (what its
 sample states: the detailed sine's answer is its scratchpad's last value); for sin and sqrt
 the summary adds the study's tolerance accuracies, |answer - true value| <= eps.
 """
@@ -87,12 +87,17 @@ def generate_answers(
     return outputs
 
 
-def _breakdown(pairs: Iterable[tuple[object, bool]]) -> dict[str, dict]:
+def _breakdown(pairs: Iterable[tuple[object, bool]], name=str) -> dict[str, dict]:
     groups: dict[object, list[bool]] = defaultdict(list)
     for key, correct in pairs:
         if key is not None:
             groups[key].append(correct)
-    return {str(key): {"accuracy": sum(v) / len(v), "n": len(v)} for key, v in sorted(groups.items())}
+    return {name(key): {"accuracy": sum(v) / len(v), "n": len(v)} for key, v in sorted(groups.items())}
+
+
+def operand_lengths(problem: Problem) -> tuple[int, int] | None:
+    """(digits of a, digits of b) of an integer problem; None for a function's."""
+    return None if problem.is_function else (len(str(problem.a)), len(str(problem.b)))
 
 
 # The study's tolerances for sine and square root: (summary key, eps).
@@ -149,6 +154,10 @@ def score(
             "correct": sum(correct),
             "by_digits": _breakdown((p.digits, c) for p, c in zip(problems, correct)),
             "by_carries": _breakdown((p.carries, c) for p, c in zip(problems, correct)),
+            # Every (digits of a, digits of b) cell, "AxB": the length-generalization heat map.
+            "by_lengths": _breakdown(
+                ((operand_lengths(p), c) for p, c in zip(problems, correct)), name=lambda key: f"{key[0]}x{key[1]}"
+            ),
         }
     )
     if len({p.op for p in problems}) > 1:

@@ -154,7 +154,7 @@ class Reverse(Format):
     def render(self, problem: Problem) -> str:
         self.check(problem)
         # The whole answer string is reversed, so a minus sign goes last: 932-.
-        return f"${problem.question}={str(problem.answer)[::-1]}$\n"
+        return f"{self.prompt(problem)}{str(problem.answer)[::-1]}$\n"
 
     def parse(self, text: str, problem: Problem | None = None) -> int | Decimal | None:
         end = text.find("$")
@@ -162,6 +162,19 @@ class Reverse(Format):
 
     def is_complete(self, text: str) -> bool:
         return "$" in text
+
+
+class ReverseAll(Reverse):
+    """`$821+763=5941$\n`: operands and answer all least significant digit first, so that
+    digits of equal significance come in the same order in every number, whatever its
+    length (for length generalization: `abacus` and `coupled` positions)."""
+
+    name = "reverse_all"
+    operations = ("+", "-", "*")
+
+    def prompt(self, problem: Problem) -> str:
+        a, b = (str(n)[::-1] for n in problem.operands)
+        return f"${a}{problem.op}{b}="
 
 
 def _digit_list(digits: list[int]) -> str:
@@ -417,6 +430,7 @@ FORMATS: dict[str, Format] = {
     for fmt in (
         Plain(),
         Reverse(),
+        ReverseAll(),
         Simplified(),
         Simplified("simplified_random_a", random_a=True),
         Simplified("simplified_random_c", random_c=True),

@@ -1,8 +1,19 @@
 """GPT: the GPT-2 architecture as in nanoGPT, with a KV cache for decoding.
 
-Pre-LayerNorm blocks, GELU MLPs, learned absolute positions, input and output embeddings
-tied, optional biases, dropout. Attention goes through scaled_dot_product_attention, which
-picks flash or memory-efficient kernels where the device has them.
+Pre-LayerNorm blocks, GELU MLPs, input and output embeddings tied, optional biases,
+dropout. Attention goes through scaled_dot_product_attention, which picks flash or
+memory-efficient kernels where the device has them.
+
+Positions (`positions`):
+- `learned`: GPT-2's learned absolute positions (the study's);
+- `none`: no position embedding (NoPE): the causal mask alone tells order;
+- `abacus`: every digit gets a learned embedding of its place in its own number, 1 for the
+  first digit written, 2 for the next...; other characters get none (McLeish et al. 2024).
+  With numbers written least significant digit first (format `reverse_all`) digits of
+  equal significance share an embedding, whatever the numbers' lengths;
+- `coupled`: abacus places, with everything from `=` on shifted by one place, so that the
+  character from which the model writes the answer's i-th digit carries place i, the same
+  as the operands' i-th digits it needs (position coupling, Cho et al. 2024).
 """
 
 from __future__ import annotations
@@ -24,7 +35,14 @@ class GPTConfig:
     n_embd: int = 128
     dropout: float = 0.0
     bias: bool = True
+    positions: str = "learned"  # learned | none | abacus | coupled
+    # Token ids of the characters 0-9, `=` and newline, which digit places are read from.
+    digit_ids: tuple[int, ...] = ()
+    equals_id: int = -1
+    newline_id: int = -1
 
+
+POSITIONS = ("learned", "none", "abacus", "coupled")
 
 # Named sizes; every field can still be set on its own in a run's config.
 PRESETS: dict[str, dict] = {
@@ -46,12 +64,47 @@ class KVCache:
         self.keys = [torch.empty(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
         self.values = [torch.empty(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
         self.length = 0  # positions filled so far
+        # Where digit places continue from: the digits just before (0 if none), and
+        # whether the row is past an `=` (since its last newline).
+        self.digit_run = torch.zeros(batch, dtype=torch.long, device=device)
+        self.in_answer = torch.zeros(batch, dtype=torch.bool, device=device)
 
     def append(self, layer: int, k: torch.Tensor, v: torch.Tensor):
         end = self.length + k.size(2)
         self.keys[layer][:, :, self.length : end] = k
         self.values[layer][:, :, self.length : end] = v
         return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
+
+
+def digit_places(
+    idx: torch.Tensor, config: GPTConfig, digits: torch.Tensor, run_before=None, answer_before=None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(places, digit run, past `=`) for every token of `idx` (B, T), continuing a row whose
+    earlier tokens ended in `run_before` digits and `answer_before` (for the KV cache).
+    `digits` (vocab_size,) says which ids are digits.
+
+    A digit's place is its index in its run of digits, from 1; any other character's is 0.
+    With coupled positions, `=` and every digit after it (up to the next newline) get one
+    place more.
+    """
+    B, T = idx.shape
+    is_digit = digits[idx]
+    t = torch.arange(T, device=idx.device).expand(B, T)
+    before = torch.zeros(B, dtype=torch.long, device=idx.device) if run_before is None else run_before
+    # The latest non-digit at or before t; where there is none, as if it lay `before` + 1
+    # places before the start.
+    last_other = torch.cummax(torch.where(is_digit, -1 - before[:, None], t), dim=1).values
+    run = torch.where(is_digit, t - last_other, 0)
+    places = run
+    in_answer = torch.zeros_like(is_digit)
+    if config.positions == "coupled":
+        unset = torch.full_like(t, -1)
+        last_equals = torch.cummax(torch.where(idx == config.equals_id, t, unset), dim=1).values
+        last_newline = torch.cummax(torch.where(idx == config.newline_id, t, unset), dim=1).values
+        carried = answer_before[:, None] if answer_before is not None else torch.zeros_like(in_answer[:, :1])
+        in_answer = (last_equals > last_newline) | (carried & (last_newline < 0))
+        places = places + ((is_digit | (idx == config.equals_id)) & in_answer)
+    return places, run, in_answer
 
 
 class CausalSelfAttention(nn.Module):
@@ -112,13 +165,19 @@ class GPT(nn.Module):
         self.transformer = nn.ModuleDict(
             dict(
                 wte=nn.Embedding(config.vocab_size, config.n_embd),
-                wpe=nn.Embedding(config.block_size, config.n_embd),
+                # Absolute positions, or digit places (0: not a digit), or nothing.
+                wpe=nn.Embedding(config.block_size + (config.positions != "learned"), config.n_embd)
+                if config.positions != "none"
+                else None,
                 drop=nn.Dropout(config.dropout),
                 h=nn.ModuleList([Block(config, i) for i in range(config.n_layer)]),
                 ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
             )
         )
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        digits = torch.zeros(config.vocab_size, dtype=torch.bool)
+        digits[list(config.digit_ids)] = True
+        self.register_buffer("digits", digits, persistent=False)
         self.lm_head.weight = self.transformer.wte.weight  # tied embeddings
         self.apply(self._init_weights)
         # GPT-2's scaled init of the residual projections.
@@ -141,19 +200,29 @@ class GPT(nn.Module):
     ) -> torch.Tensor:
         """Logits for every position of `idx` (B, T); with a cache, `idx` continues it.
 
-        `offsets` (B,) shift each row's position ids: training with random shifts makes
-        the absolute positions carry no meaning of their own, so the model must find the
-        digits it needs by content (the operators), which is what lets a number's digits
-        line up whatever the operands' lengths.
+        `offsets` (B,) shift each row's position ids (or digit places): training with random
+        shifts makes the absolute positions carry no meaning of their own, so the model must
+        find the digits it needs by content (the operators), which is what lets a number's
+        digits line up whatever the operands' lengths; for digit places, it trains the
+        embeddings of places beyond the longest training number.
         """
         start = cache.length if cache is not None else 0
         T = idx.size(1)
-        pos = torch.arange(start, start + T, device=idx.device)
-        if offsets is not None:
-            pos = pos + offsets[:, None]
         if start + T + (int(offsets.max()) if offsets is not None else 0) > self.config.block_size:
             raise ValueError(f"positions beyond block_size {self.config.block_size}")
-        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
+        x = self.transformer.wte(idx)
+        if self.config.positions == "learned":
+            pos = torch.arange(start, start + T, device=idx.device)
+            x = x + self.transformer.wpe(pos + offsets[:, None] if offsets is not None else pos)
+        elif self.config.positions != "none":
+            before = (cache.digit_run, cache.in_answer) if cache is not None else (None, None)
+            places, run, in_answer = digit_places(idx, self.config, self.digits, *before)
+            if cache is not None:
+                cache.digit_run, cache.in_answer = run[:, -1], in_answer[:, -1]
+            if offsets is not None:  # shift the places, never the "no place" 0
+                places = torch.where(places > 0, places + offsets[:, None], 0)
+            x = x + self.transformer.wpe(places)
+        x = self.transformer.drop(x)
         for block in self.transformer.h:
             x = block(x, cache)
         if cache is not None:

@@ -19,6 +19,7 @@ from arithlab.config import Config, config_from_dict, read_yaml
 from arithlab.data import Splits, read_problems
 from arithlab.errors import ArithlabError
 from arithlab.model import GPT, GPTConfig
+from arithlab.tokenizer import CharTokenizer
 
 CONFIG, VOCAB, WEIGHTS, METRICS = "config.yaml", "vocab.json", "model.safetensors", "metrics.jsonl"
 EVAL, PREDICTIONS, DATA, ENV, ERROR = "eval.json", "predictions.jsonl", "data.json", "env.json", "error.txt"
@@ -75,17 +76,21 @@ def read_splits(run: Path) -> Splits:
     return Splits(**{split: read_problems(run / name) for split, name in SPLIT_FILES.items()})
 
 
-def gpt_config(cfg: Config, vocab_size: int) -> GPTConfig:
+def gpt_config(cfg: Config, tokenizer: CharTokenizer) -> GPTConfig:
     """The model's dimensions as the (resolved) config states them."""
     m = cfg.model
     return GPTConfig(
-        vocab_size=vocab_size,
+        vocab_size=tokenizer.vocab_size,
         block_size=m.block_size,
         n_layer=m.n_layer,
         n_head=m.n_head,
         n_embd=m.n_embd,
         dropout=m.dropout,
         bias=m.bias,
+        positions=m.positions,
+        digit_ids=tuple(tokenizer.encode("0123456789")),
+        equals_id=tokenizer.encode("=")[0],
+        newline_id=tokenizer.encode("\n")[0],
     )
 
 

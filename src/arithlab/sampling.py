@@ -215,11 +215,24 @@ def uniform(symbol: str, digits: int, seed: int) -> Iterator[Problem]:
         yield Problem(symbol, rng.randrange(top), rng.randrange(top))
 
 
+def of_lengths(symbol: str, lengths_a: list[int], lengths_b: list[int], seed: int) -> Iterator[Problem]:
+    """An endless seeded stream of problems whose operands have a length drawn uniformly
+    from `lengths_a` and `lengths_b` (digits, no leading zeros), and uniform digits."""
+    rng = random.Random(f"{seed}:{symbol}:lengths:{lengths_a}:{lengths_b}")
+
+    def number(length: int) -> int:
+        return rng.randrange(10 ** (length - 1) if length > 1 else 0, 10**length)
+
+    while True:
+        yield Problem(symbol, number(rng.choice(lengths_a)), number(rng.choice(lengths_b)))
+
+
 def take_distinct(
-    stream: Iterable[Problem], n: int, avoid: set[Problem], excluded: Iterable[int] = ()
+    stream: Iterable[Problem], n: int, avoid: set[Problem], excluded: Iterable[int] = (), partial: bool = False
 ) -> list[Problem]:
     """The first `n` distinct problems of `stream` that are not in `avoid` and use no
-    excluded number."""
+    excluded number; with `partial`, fewer where the stream runs out of new ones (a
+    small space such as 1-digit by 1-digit problems), instead of an error."""
     excluded = set(excluded)
     taken: list[Problem] = []
     seen = set(avoid)
@@ -228,6 +241,8 @@ def take_distinct(
         if problem in seen or excluded.intersection(problem.operands):
             rejects += 1
             if rejects > _MAX_REJECTS + 10 * n:
+                if partial:
+                    break
                 raise ArithlabError(f"cannot draw {n} distinct problems from this space (got {len(taken)})")
             continue
         seen.add(problem)

@@ -66,6 +66,11 @@ def resolve(cfg: Config, splits) -> Config:
             f"config key model.block_size: {model.block_size} is too small; the longest sample needs {fitted} "
             f"({longest} characters, {DECODE_SLACK} to decode past it, {cfg.train.position_offset} of position shift)"
         )
+    if model.positions in ("abacus", "coupled") and cfg.data.format != "reverse_all":
+        raise ArithlabError(
+            f"config key model.positions: {model.positions} places digits from the least significant one and "
+            f"needs data.format reverse_all, not {cfg.data.format}"
+        )
     if model.n_embd % model.n_head:
         raise ArithlabError(f"model: n_embd {model.n_embd} is not a multiple of n_head {model.n_head}")
     return dataclasses.replace(cfg, model=model)
@@ -135,7 +140,7 @@ def _train(cfg: Config, out: Path, resume: bool, progress: bool, device: str) ->
     torch.manual_seed(tc.seed)
     generator = torch.Generator().manual_seed(tc.seed)
     fmt = get_format(cfg.data.format)
-    model = GPT(rundir.gpt_config(cfg, tokenizer.vocab_size)).to(device)
+    model = GPT(rundir.gpt_config(cfg, tokenizer)).to(device)
     optimizer = model.optimizer(tc.lr, tc.weight_decay, (tc.beta1, tc.beta2), fused=device.startswith("cuda"))
     if tc.objective == "answer":
         batches = AnswerBatches(splits.train, fmt, tokenizer)

@@ -1,0 +1,119 @@
+"""Position encodings: learned, none (NoPE), abacus digit places, coupled digit places."""
+
+import json
+
+import pytest
+import torch
+from conftest import tiny_config
+
+from arithlab.api import load_run
+from arithlab.errors import ArithlabError
+from arithlab.model import GPT, POSITIONS, GPTConfig, KVCache, digit_places
+from arithlab.rundir import gpt_config
+from arithlab.tokenizer import CharTokenizer
+from arithlab.trainer import train
+
+TOKENIZER = CharTokenizer()
+
+
+def _config(positions: str, **kw) -> GPTConfig:
+    cfg = tiny_config(f"model.positions={positions}", "model.n_layer=2", "model.n_head=2", "model.n_embd=32")
+    cfg.model.block_size = 64
+    fields = {**gpt_config(cfg, TOKENIZER).__dict__, "dropout": 0.0, **kw}
+    return GPTConfig(**fields)
+
+
+def _model(positions: str) -> GPT:
+    torch.manual_seed(0)
+    return GPT(_config(positions)).eval()
+
+
+def _places(text: str, positions: str) -> list[int]:
+    idx = torch.tensor([TOKENIZER.encode(text)])
+    model = _model(positions)
+    return digit_places(idx, model.config, model.digits)[0][0].tolist()
+
+
+def test_abacus_places_count_digits_within_each_number():
+    # $821+763=594$ : every number's digits are 1, 2, 3 from the one written first.
+    assert _places("\n$821+763=594$", "abacus") == [0, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0]
+
+
+def test_coupled_places_shift_the_answer_so_each_digit_is_written_from_its_operands_place():
+    # `=` takes place 1, from which the answer's first digit (place 1 of a and b) is
+    # written; the answer's digits follow with 2, 3, 4; a newline ends the answer.
+    text = "\n$821+763=594$\n$5+1=6$"
+    expected = [0, 0, 1, 2, 3, 0, 1, 2, 3, 1, 2, 3, 4, 0, 0, 0, 1, 0, 1, 1, 2, 0]
+    assert _places(text, "coupled") == expected
+
+
+@pytest.mark.parametrize("positions", ["abacus", "coupled"])
+def test_places_continue_across_cache_chunks_as_in_one_pass(positions):
+    model = _model(positions)
+    text = "\n$821+763=594$\n$15+1=61$\n$99"
+    idx = torch.tensor([TOKENIZER.encode(text)])
+    whole = digit_places(idx, model.config, model.digits)[0]
+    run = answer = None
+    pieces = []
+    for start, end in [(0, 7), (7, 10), (10, 11), (11, 20), (20, idx.size(1))]:
+        places, runs, answers = digit_places(idx[:, start:end], model.config, model.digits, run, answer)
+        pieces.append(places)
+        run, answer = runs[:, -1], answers[:, -1]
+    assert torch.equal(torch.cat(pieces, 1), whole)
+
+
+def _arithmetic_like_prompts(rows: int, length: int) -> torch.Tensor:
+    """Random strings dense in digits, operators, `=`, `$` and newlines."""
+    alphabet = torch.tensor(TOKENIZER.encode("0123456789+=$\n"))
+    choice = torch.randint(len(alphabet), (rows, length), generator=torch.Generator().manual_seed(3))
+    return alphabet[choice]
+
+
+@pytest.mark.parametrize("positions", POSITIONS)
+def test_kv_cache_decoding_equals_full_recomputation(positions):
+    model = _model(positions)
+    prompts = _arithmetic_like_prompts(6, 11)
+    cached = model.generate(prompts, 40, use_cache=True)
+    assert torch.equal(cached, model.generate(prompts, 40, use_cache=False))
+    x = torch.cat([prompts, cached], 1)
+    cache = KVCache(model.config, 6, x.size(1), "cpu", torch.float32)
+    steps = [model(x[:, :11], cache)] + [model(x[:, i : i + 1], cache) for i in range(11, x.size(1))]
+    assert torch.allclose(torch.cat(steps, 1), model(x), atol=1e-5)
+
+
+def test_none_has_no_position_embedding_and_abacus_one_per_place():
+    assert _model("none").transformer.wpe is None
+    assert _model("abacus").transformer.wpe.num_embeddings == 65  # places 1..64 and "no place" 0
+    assert _model("learned").transformer.wpe.num_embeddings == 64
+
+
+def test_shifts_move_digit_places_only():
+    model = _model("abacus")
+    no_digits = torch.tensor([TOKENIZER.encode("\n$+=$\n$+")])
+    digits = torch.tensor([TOKENIZER.encode("\n$12+3=")])
+    shift = torch.tensor([5])
+    assert torch.equal(model(no_digits), model(no_digits, offsets=shift))
+    assert not torch.allclose(model(digits), model(digits, offsets=shift))
+
+
+@pytest.mark.parametrize("positions", POSITIONS)
+def test_every_encoding_trains_saves_and_reloads(positions, tmp_path):
+    cfg = tiny_config(
+        f"model.positions={positions}",
+        "data.format=reverse_all",
+        "train.max_iters=30",
+        "train.eval_interval=15",
+        "data.n_test=50",
+    )
+    out = train(cfg, tmp_path / positions, progress=False)
+    run = load_run(out)
+    assert run.config.model.positions == positions
+    x = torch.tensor([TOKENIZER.encode("\n$21+43=")])
+    assert torch.equal(run.model(x), load_run(out).model(x))
+    losses = [json.loads(line)["loss"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len(losses) == 2 and losses[1] < losses[0]
+
+
+def test_digit_places_need_numbers_written_least_significant_digit_first(tmp_path):
+    with pytest.raises(ArithlabError, match="needs data.format reverse_all, not reverse"):
+        train(tiny_config("model.positions=abacus", "data.format=reverse"), tmp_path / "run", progress=False)
