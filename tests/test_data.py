@@ -240,3 +240,28 @@ def test_shares_that_do_not_match_the_operations_are_a_config_error():
     cfg = load_config(None, ["data.operations=[add, sub]", "data.shares=[1]"]).data
     with pytest.raises(ArithlabError, match="data.shares"):
         build_splits(cfg)
+
+
+def _lengths(problem: Problem) -> tuple[int, int]:
+    return len(str(problem.a)), len(str(problem.b))
+
+
+def test_training_by_lengths_uses_only_those_lengths_and_tests_every_pair():
+    cfg = DataConfig(lengths=[1, 2, 3, 4, 6, 7], test_lengths=[1, 5, 8], n_train=3000, n_val=50, n_test=90)
+    splits = build_splits(cfg)
+    train_lengths = {length for p in splits.train for length in _lengths(p)}
+    assert train_lengths == {1, 2, 3, 4, 6, 7}  # the hole at 5 stays empty
+    assert {length for p in splits.validation for length in _lengths(p)} <= train_lengths
+    cells = [_lengths(p) for p in splits.test]
+    # 10 a cell, except 1x1: its 100 problems are mostly taken by training.
+    for cell in [(a, b) for a in (1, 5, 8) for b in (1, 5, 8) if (a, b) != (1, 1)]:
+        assert cells.count(cell) == 10, cell
+    assert 0 < cells.count((1, 1)) <= 10
+    train, validation, test = map(set, (splits.train, splits.validation, splits.test))
+    assert not (train & test or train & validation or validation & test)
+    assert len(train) == 3000
+
+
+def test_non_positive_lengths_are_a_config_error():
+    with pytest.raises(ArithlabError, match=r"data.test_lengths: \[0, 3\] must be lengths of at least 1 digit"):
+        build_splits(DataConfig(lengths=[2], test_lengths=[0, 3], n_train=10))

@@ -117,3 +117,25 @@ def test_every_encoding_trains_saves_and_reloads(positions, tmp_path):
 def test_digit_places_need_numbers_written_least_significant_digit_first(tmp_path):
     with pytest.raises(ArithlabError, match="needs data.format reverse_all, not reverse"):
         train(tiny_config("model.positions=abacus", "data.format=reverse"), tmp_path / "run", progress=False)
+
+
+def test_length_generalization_run_scores_every_length_cell_and_draws_its_heat_map(tmp_path):
+    from arithlab.plots import report
+
+    cfg = tiny_config(
+        "model.positions=coupled",
+        "data.format=reverse_all",
+        "data.lengths=[1, 2]",
+        "data.test_lengths=[1, 2, 3]",
+        "data.n_train=150",
+        "data.n_test=90",
+        "train.max_iters=20",
+        "train.eval_interval=20",
+    )
+    out = train(cfg, tmp_path / "lengths", progress=False)
+    summary = json.loads((out / "eval.json").read_text())
+    assert list(summary["by_lengths"]) == [f"{a}x{b}" for a in (1, 2, 3) for b in (1, 2, 3)]
+    assert summary["by_lengths"]["3x3"]["n"] == 10
+    page = report(out).read_text()
+    assert "![" in page and "(lengths.png)" in page
+    assert (out / "lengths.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

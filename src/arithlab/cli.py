@@ -118,11 +118,11 @@ def _parser() -> argparse.ArgumentParser:
 
     p = verbs.add_parser(
         "report",
-        help="collect a sweep's runs into tables and the study's figures",
+        help="a sweep's runs as tables and the study's figures; a run's length heat map",
         formatter_class=fmt,
-        epilog="example:\n  arithlab report runs/sample_efficiency_cpu",
+        epilog="examples:\n  arithlab report runs/sample_efficiency_cpu\n  arithlab report runs/length_coupled",
     )
-    p.add_argument("folder", type=Path, help="a sweep folder")
+    p.add_argument("folder", type=Path, help="a sweep folder, or one run directory (its length heat map)")
 
     p = verbs.add_parser(
         "bench",

@@ -2,8 +2,10 @@
 
 `report(folder)` writes `results.csv`, `results.md` and PNG figures (accuracy against
 training samples per format with the spread over seeds, the phase-transition figure;
-accuracy against training tokens; learning curves; accuracy by number of carries), and
-`report.md`, one page that embeds them. It reads only the run directories' files.
+accuracy against training tokens; learning curves; accuracy by number of carries; for
+length-generalization runs, accuracy by the operands' lengths as a heat map), and
+`report.md`, one page that embeds them. Given a single run directory instead, it writes
+that run's report.md with its heat map. It reads only the run directories' files.
 """
 
 from __future__ import annotations
@@ -151,7 +153,54 @@ def _figures(folder: Path, rows: list[dict]) -> list[tuple[str, str]]:
             )
             ax.legend()
             figures.append(_save(fig, folder, "accuracy_by_carries.png", "Accuracy by number of carries"))
+        figures += _length_heatmaps(folder, done)
     return figures
+
+
+def _length_heatmaps(folder: Path, done: list[dict]) -> list[tuple[str, str]]:
+    """One heat map per run that tested chosen operand lengths (data.test_lengths)."""
+    figures = []
+    for row in done:
+        run = folder / row["run"]
+        if rundir.load_run_config(run).data.test_lengths:
+            name = f"lengths_{row['run']}.png"
+            figures.append(length_heatmap(run, folder / name))
+    return figures
+
+
+def length_heatmap(run: Path, path: Path) -> tuple[str, str]:
+    """Test accuracy for every (digits of a, digits of b) cell of a run, the training
+    lengths marked; (file name, title)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cfg = rundir.load_run_config(run)
+    cells = {
+        tuple(map(int, key.split("x"))): v["accuracy"]
+        for key, v in rundir.read_json(run / rundir.EVAL)["by_lengths"].items()
+    }
+    rows = sorted({a for a, _ in cells})
+    cols = sorted({b for _, b in cells})
+    grid = [[100 * cells[(a, b)] if (a, b) in cells else float("nan") for b in cols] for a in rows]
+    fig, ax = plt.subplots(figsize=(1.2 + 0.45 * len(cols), 1.0 + 0.4 * len(rows)))
+    image = ax.imshow(grid, cmap="viridis", vmin=0, vmax=100, origin="lower", aspect="auto")
+    for i, a in enumerate(rows):
+        for j, b in enumerate(cols):
+            if (a, b) in cells:
+                value = grid[i][j]
+                ax.text(
+                    j, i, f"{value:.0f}", ha="center", va="center", fontsize=7, color="white" if value < 60 else "black"
+                )
+    trained = set(cfg.data.lengths or range(1, cfg.data.digits + 1))
+    ax.set_xticks(range(len(cols)), [f"{b}*" if b in trained else str(b) for b in cols], fontsize=7)
+    ax.set_yticks(range(len(rows)), [f"{a}*" if a in trained else str(a) for a in rows], fontsize=7)
+    ax.set(xlabel="digits of b (* trained)", ylabel="digits of a (* trained)")
+    title = f"Accuracy (%) by operand lengths: {run.name}"
+    ax.set_title(f"{cfg.model.positions} positions, {cfg.data.format}", fontsize=9)
+    fig.colorbar(image, ax=ax, label="test accuracy (%)")
+    return _save(fig, path.parent, path.name, title)
 
 
 def _save(fig, folder: Path, name: str, title: str) -> tuple[str, str]:
@@ -163,8 +212,11 @@ def _save(fig, folder: Path, name: str, title: str) -> tuple[str, str]:
 
 
 def report(folder: Path) -> Path:
-    """Write the tables, figures and report.md of a sweep folder; returns report.md."""
+    """Write the tables, figures and report.md of a sweep folder, or the report of one
+    run directory; returns report.md."""
     folder = Path(folder)
+    if (folder / rundir.EVAL).exists() and not (folder / SWEEP_FILE).exists():
+        return _run_report(folder)
     axes, rows = collect(folder)
     _write_tables(folder, rows)
     figures = _figures(folder, rows)
@@ -175,3 +227,18 @@ def report(folder: Path) -> Path:
     page += ["## All runs", "", (folder / "results.md").read_text()]
     (folder / "report.md").write_text("\n".join(page))
     return folder / "report.md"
+
+
+def _run_report(run: Path) -> Path:
+    summary = rundir.read_json(run / rundir.EVAL)
+    page = [
+        f"# Run report: {run.name}",
+        "",
+        f"Test accuracy {100 * summary['accuracy']:.2f}% on {summary['n']} problems.",
+        "",
+    ]
+    if len(summary.get("by_lengths", {})) > 1:
+        name, title = length_heatmap(run, run / "lengths.png")
+        page += [f"## {title}", "", f"![{title}]({name})", ""]
+    (run / "report.md").write_text("\n".join(page))
+    return run / "report.md"
