@@ -43,3 +43,21 @@ def test_rectangle_rule_completes_exactly_when_rows_and_columns_are_connected(se
 def test_completion_probability_rises_with_entries_revealed():
     curve = completion_curve(10, [8, 30, 60], trials=10)
     assert curve["rectangle_rule"][0] == 0.0 and curve["rectangle_rule"][-1] == 1.0
+
+
+def test_nuclear_norm_recovers_the_table_from_enough_entries_and_not_from_a_few():
+    from arithlab.matrix_completion import completed_by_nuclear_norm, nuclear_norm
+
+    rng = np.random.default_rng(0)
+    many = reveal(12, 100, rng)
+    assert completed_by_nuclear_norm(many)
+    assert np.abs(nuclear_norm(addition_table(12), many) - addition_table(12)).max() < 1e-3
+    # 12 entries cannot pin down a rank-2 12 x 12 table (it has 23 degrees of freedom).
+    assert not completed_by_nuclear_norm(reveal(12, 12, rng))
+
+
+def test_both_methods_are_measured_on_the_same_revealed_entries():
+    curve = completion_curve(8, [10, 64], trials=3)
+    # All 64 entries revealed: both methods complete it; 10 cannot connect 16 rows and columns.
+    assert curve["rectangle_rule"] == [0.0, 1.0] and curve["nuclear_norm"][1] == 1.0
+    assert curve["nuclear_norm"][0] == 0.0

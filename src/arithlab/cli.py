@@ -125,6 +125,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("folder", type=Path, help="a sweep folder, or one run directory (its length heat map)")
 
     p = verbs.add_parser(
+        "completion",
+        help="matrix completion of the addition table, against the transformer",
+        formatter_class=fmt,
+        epilog="examples:\n  arithlab completion --n 20 50 100 --trials 20 --out runs/completion\n"
+        "  arithlab completion --n 100 --sweep runs/completion_2digit --out runs/completion",
+    )
+    p.add_argument("--n", type=int, nargs="+", default=[20, 50, 100], help="table sizes")
+    p.add_argument("--trials", type=int, default=20, help="random reveals a point")
+    p.add_argument("--sweep", type=Path, help="a sweep of 2-digit addition runs to draw beside n = 100")
+    p.add_argument("--out", type=Path, default=Path("runs/completion"), help="folder for completion.json and PNGs")
+    p.add_argument("--rule-only", action="store_true", help="skip nuclear-norm minimization (needs cvxpy)")
+    p.add_argument("--seed", type=int, default=0)
+
+    p = verbs.add_parser(
         "bench",
         help="run a benchmark of benchmarks/ (source checkout)",
         formatter_class=fmt,
@@ -240,6 +254,23 @@ def cmd_report(args) -> None:
     print(f"report: {report(args.folder)}")
 
 
+def cmd_completion(args) -> None:
+    from arithlab.matrix_completion import completion_curve, default_counts
+    from arithlab.plots import collect, completion_figure
+
+    if min(args.n) < 2 or args.trials < 1:
+        raise ArithlabError(f"--n {args.n} --trials {args.trials}: sizes must be at least 2, trials at least 1")
+    rows = collect(args.sweep)[1] if args.sweep else []
+    curves = []
+    for n in args.n:
+        curves.append(completion_curve(n, default_counts(n), args.trials, args.seed, nuclear=not args.rule_only))
+        print(json.dumps(curves[-1]))
+    args.out.mkdir(parents=True, exist_ok=True)
+    rundir.write_json(args.out / "completion.json", {"curves": curves})
+    for name, title in completion_figure(curves, args.out, rows):
+        print(f"{title}: {args.out / name}")
+
+
 def cmd_bench(args) -> None:
     folder = Path(__file__).resolve().parents[2] / "benchmarks"
     script = folder / f"{args.name}.py"
@@ -262,6 +293,7 @@ COMMANDS = {
     "quickstart": cmd_quickstart,
     "sweep": cmd_sweep,
     "report": cmd_report,
+    "completion": cmd_completion,
     "bench": cmd_bench,
 }
 

@@ -242,3 +242,42 @@ def _run_report(run: Path) -> Path:
         page += [f"## {title}", "", f"![{title}]({name})", ""]
     (run / "report.md").write_text("\n".join(page))
     return run / "report.md"
+
+
+def completion_figure(curves: list[dict], folder: Path, sweep_rows: list[dict] = ()) -> list[tuple[str, str]]:
+    """One figure per table size: probability of completion against entries revealed, by
+    the rectangle rule and by nuclear-norm minimization; for n = 100, beside it, the
+    transformer's test accuracy on 2-digit addition against its training samples (the
+    revealed entries of the same table), per format, from a sweep's finished runs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figures = []
+    for curve in curves:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for method, label in (("rectangle_rule", "rectangle rule"), ("nuclear_norm", "nuclear-norm minimization")):
+            if method in curve:
+                ax.plot(curve["revealed"], [100 * v for v in curve[method]], "o-", label=f"completion: {label}")
+        if curve["n"] == 100:
+            by_format: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+            for row in sweep_rows:
+                if row.get("status") == "done" and "data.n_train" in row:
+                    by_format[str(row.get("data.format"))][row["data.n_train"]].append(100 * row["accuracy"])
+            for fmt, points in sorted(by_format.items()):
+                sizes = sorted(points)
+                means, spreads = zip(*(_mean_spread(points[n]) for n in sizes))
+                ax.errorbar(sizes, means, yerr=spreads, marker="s", ls="--", capsize=3, label=f"transformer: {fmt}")
+        ax.set(
+            xscale="log",
+            xlabel="entries revealed (training samples)",
+            ylabel="% (completion probability, or test accuracy)",
+            ylim=(-2, 102),
+            title=f"{curve['n']} x {curve['n']} addition table ({curve['trials']} trials a point)",
+        )
+        ax.legend(fontsize=8)
+        figures.append(
+            _save(fig, folder, f"completion_n{curve['n']}.png", f"Completing the {curve['n']} x {curve['n']} table")
+        )
+    return figures
