@@ -15,7 +15,7 @@ from pathlib import Path
 from arithlab import rundir, trainer
 from arithlab.config import Config, config_from_dict, load_config
 from arithlab.errors import ArithlabError
-from arithlab.evaluator import generate_answers, score
+from arithlab.evaluator import generate_answers, perplexity, score
 from arithlab.formats import get_format
 from arithlab.model import GPT
 from arithlab.tasks import Problem, read_problem
@@ -63,6 +63,16 @@ class Run:
             self.model, self.tokenizer, self.format, problems, **trainer.decoding_options(self.config)
         )
         return score(self.format, problems, outputs, self.config.data.exclude)
+
+    def perplexity(self, text: str | None = None) -> float | None:
+        """Perplexity of `text` (default: a text-mixed run's held-out text; None for a run
+        without text)."""
+        if text is None:
+            heldout = self.path / rundir.TEXT_HELDOUT
+            if not heldout.exists():
+                return None
+            text = heldout.read_text(encoding="utf-8")
+        return perplexity(self.model, self.tokenizer, text)
 
 
 def to_problem(question: Problem | str) -> Problem:

@@ -70,7 +70,8 @@ def _parser() -> argparse.ArgumentParser:
         help="show or write data",
         formatter_class=fmt,
         epilog="examples:\n  arithlab data show --format detailed 128+367\n"
-        "  arithlab data make configs/addition_plain.yaml --out data/plain",
+        "  arithlab data make configs/addition_plain.yaml --out data/plain\n"
+        "  arithlab data text --download",
     )
     data_verbs = p.add_subparsers(dest="data_verb", required=True, metavar="ACTION")
     show = data_verbs.add_parser(
@@ -90,6 +91,14 @@ def _parser() -> argparse.ArgumentParser:
     make.add_argument("config", type=Path)
     make.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     make.add_argument("--out", type=Path, required=True)
+    text = data_verbs.add_parser(
+        "text",
+        help="get tiny-shakespeare for text mixing, or describe a text file",
+        formatter_class=fmt,
+        epilog="examples:\n  arithlab data text --download\n  arithlab data text my_corpus.txt",
+    )
+    text.add_argument("file", nargs="?", type=Path, help="a text file to describe")
+    text.add_argument("--download", action="store_true", help="fetch tiny-shakespeare into the cache")
 
     p = verbs.add_parser(
         "quickstart",
@@ -143,6 +152,8 @@ def _print_summary(summary: dict) -> None:
     for key in ("by_digits", "by_carries"):
         cells = ", ".join(f"{k}: {v['accuracy']:.2%} (n={v['n']})" for k, v in summary[key].items())
         print(f"  {key}: {cells}")
+    if "text_perplexity" in summary:
+        print(f"text perplexity {summary['text_perplexity']:.3f} (held-out text)")
 
 
 def cmd_train(args) -> None:
@@ -171,6 +182,9 @@ def cmd_eval(args) -> None:
     run = load_run(args.run)
     problems = read_problems(args.problems) if args.problems else None
     summary, _ = run.evaluate(problems)
+    text_perplexity = run.perplexity()  # None unless the run mixed text in
+    if text_perplexity is not None:
+        summary["text_perplexity"] = text_perplexity
     if args.json:
         print(json.dumps(summary, indent=1))
     else:
@@ -193,6 +207,9 @@ def cmd_data(args) -> None:
     if args.data_verb == "show":
         sys.stdout.write(get_format(args.format).render(to_problem(args.problem)))
         return
+    if args.data_verb == "text":
+        _data_text(args)
+        return
     from arithlab.config import load_config
     from arithlab.data import build_splits, describe
 
@@ -203,6 +220,24 @@ def cmd_data(args) -> None:
     rundir.write_json(args.out / rundir.DATA, describe(splits, cfg.data.format, cfg.data.exclude))
     sizes = f"{len(splits.train)} train, {len(splits.validation)} validation, {len(splits.test)} test"
     print(f"wrote {sizes} problems to {args.out}")
+
+
+def _data_text(args) -> None:
+    from arithlab.config import DataConfig
+    from arithlab.data import download_shakespeare, read_text, shakespeare_path
+    from arithlab.tokenizer import DEFAULT_CHARS
+
+    if args.download:
+        path = download_shakespeare()
+        print(f"tiny-shakespeare: {path}\nuse it with: --set data.text_file={path}")
+        return
+    path = args.file or shakespeare_path()
+    if not args.file and not path.exists():
+        raise ArithlabError(f"no text given and {path} not there yet: arithlab data text --download fetches it")
+    text = read_text(DataConfig(text_file=str(path)))
+    extra = sorted(set(text.whole) - set(DEFAULT_CHARS))
+    print(f"{text.path}: {len(text.whole)} characters ({len(text.train)} to train on, {len(text.heldout)} held out)")
+    print(f"characters beyond the fixed vocabulary: {''.join(extra)!r} ({len(extra)})")
 
 
 def quickstart_config_path() -> Path:

@@ -37,6 +37,16 @@ class DataConfig:
     seed: int = 0  # fixes the problems; apart from train.seed
     train_file: str | None = None  # problem files instead of sampling
     test_file: str | None = None
+    # Text mixed with the arithmetic (the study's Shakespeare runs; objective stream only).
+    # The file's last `text_heldout` share is held out for perplexity; the rest is cut into
+    # chunks of `text_chunk` characters. The training stream is `text_blocks` blocks, each
+    # `text_chunks` text chunks (in order, from the start again when the text runs out), a
+    # newline, then the next 1/text_blocks of the training samples (data.py: mix_text).
+    text_file: str | None = None
+    text_chunk: int = 256
+    text_chunks: int = 72
+    text_blocks: int = 100
+    text_heldout: float = 0.1
 
 
 @dataclass

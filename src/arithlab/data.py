@@ -5,10 +5,18 @@ Problem files hold one problem a line in the study's text form (`686+753=1439`,
 be left off). Generated splits are disjoint by construction: the training set
 is drawn first, then the test and validation sets from their own seeded streams, skipping
 every problem already taken.
+
+Text mixing (the study's Shakespeare runs): a text file, its last share held out for
+perplexity, the rest cut into chunks that are interleaved with the training samples in
+one stream (`mix_text`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import urllib.error
+import urllib.request
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,3 +148,131 @@ def describe(splits: Splits, fmt_name: str, excluded: list[int]) -> dict:
         "test_by_digits": _histogram(p.digits for p in splits.test),
         "mean_sample_chars": sum(map(len, samples)) / max(len(samples), 1),
     }
+
+
+# --- text mixed with the arithmetic ----------------------------------------------------
+
+
+@dataclass
+class Text:
+    """A text file cut into its training part and its held-out part (for perplexity)."""
+
+    path: str
+    train: str
+    heldout: str
+    sha256: str
+
+    @property
+    def whole(self) -> str:
+        return self.train + self.heldout
+
+
+def read_text(cfg: DataConfig) -> Text:
+    """`data.text_file`, split as `data.text_heldout` says; a missing, unreadable or empty
+    file, or bad text settings, are an error naming the file or the key."""
+    for key in ("text_chunk", "text_chunks", "text_blocks"):
+        if getattr(cfg, key) < 1:
+            raise ArithlabError(f"config key data.{key}: {getattr(cfg, key)} must be at least 1")
+    if not 0 < cfg.text_heldout < 1:
+        raise ArithlabError(f"config key data.text_heldout: {cfg.text_heldout} must be between 0 and 1")
+    path = Path(cfg.text_file).expanduser()
+    try:
+        raw = path.read_bytes()
+        text = raw.decode("utf-8").replace("\r\n", "\n")
+    except OSError as err:
+        raise ArithlabError(f"{path}: cannot read text file ({err.strerror})") from None
+    except UnicodeDecodeError:
+        raise ArithlabError(f"{path}: not a UTF-8 text file") from None
+    if not text.strip():
+        raise ArithlabError(f"{path}: text file is empty")
+    heldout = max(2, round(len(text) * cfg.text_heldout))
+    if len(text) - heldout < 1:
+        raise ArithlabError(f"{path}: text file too short ({len(text)} characters) to hold some out")
+    cut = len(text) - heldout
+    return Text(str(path), text[:cut], text[cut:], hashlib.sha256(raw).hexdigest())
+
+
+def text_chunks(text: str, size: int) -> list[str]:
+    """`text` in consecutive chunks of `size` characters (the last one may be shorter)."""
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+def mix_text(samples: list[str], chunks: list[str], per_block: int, blocks: int) -> str:
+    """The training stream of a text-mixed run, as the study builds it.
+
+    `blocks` blocks, each: `per_block` text chunks (chunk k of the whole stream is
+    chunks[k % len(chunks)], so the text reads on from block to block and starts again
+    when it runs out), a newline, then the block's share of the samples (block j holds
+    samples[j*n//blocks : (j+1)*n//blocks]). Every sample thus follows a newline, as in
+    the arithmetic-only stream.
+    """
+    n = len(samples)
+    parts = []
+    for j in range(blocks):
+        parts.extend(chunks[(j * per_block + i) % len(chunks)] for i in range(per_block))
+        parts.append("\n")
+        parts.extend(samples[j * n // blocks : (j + 1) * n // blocks])
+    return "".join(parts)
+
+
+def training_stream(cfg: DataConfig, problems: list[Problem], text: Text | None = None) -> str:
+    """What the `stream` objective trains on: the samples joined after a newline, or,
+    with a text, the samples mixed with it."""
+    fmt = get_format(cfg.format)
+    samples = [fmt.render(p) for p in problems]
+    if text is None:
+        return "\n" + "".join(samples)
+    return mix_text(samples, text_chunks(text.train, cfg.text_chunk), cfg.text_chunks, cfg.text_blocks)
+
+
+def describe_text(cfg: DataConfig, text: Text, stream: str, vocab_size: int) -> dict:
+    """data.json's `text` section: where the text came from and how much of the stream it is."""
+    chunks = text_chunks(text.train, cfg.text_chunk)
+    used = cfg.text_chunks * cfg.text_blocks
+    text_chars = sum(len(chunks[k % len(chunks)]) for k in range(used))
+    return {
+        "file": text.path,
+        "sha256": text.sha256,
+        "train_chars": len(text.train),
+        "heldout_chars": len(text.heldout),
+        "chunks": len(chunks),
+        "chunks_in_stream": used,
+        "text_passes": used / len(chunks),
+        "stream_chars": len(stream),
+        "text_share": text_chars / max(len(stream), 1),
+        "vocab_size": vocab_size,
+    }
+
+
+SHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
+
+
+def cache_dir() -> Path:
+    """Where downloads are kept: $XDG_CACHE_HOME/arithlab, or ~/.cache/arithlab."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "arithlab"
+
+
+def shakespeare_path() -> Path:
+    return cache_dir() / "tinyshakespeare.txt"
+
+
+def download_shakespeare(timeout: float = 30.0) -> Path:
+    """Karpathy's tiny-shakespeare in the cache (fetched once); without network, an error
+    that says which file to put where and pass instead."""
+    dest = shakespeare_path()
+    if dest.is_file() and dest.stat().st_size:
+        return dest
+    try:
+        with urllib.request.urlopen(SHAKESPEARE_URL, timeout=timeout) as response:
+            data = response.read()
+    except (OSError, ValueError) as err:  # URLError and timeouts are OSErrors
+        reason = getattr(err, "reason", None) or err
+        raise ArithlabError(
+            f"cannot download {SHAKESPEARE_URL} ({reason}); get that file another way, save it as {dest} "
+            f"and pass --set data.text_file={dest} (any UTF-8 text file will do)"
+        ) from None
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_suffix(".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, dest)
+    return dest

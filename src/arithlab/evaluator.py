@@ -9,6 +9,7 @@ the summary adds the study's tolerance accuracies, |answer - true value| <= eps.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable
 from decimal import Decimal
@@ -167,3 +168,32 @@ def evaluate(
     model: GPT, tokenizer: CharTokenizer, fmt: Format, problems: list[Problem], excluded: Iterable[int] = (), **decoding
 ) -> tuple[dict, list[dict]]:
     return score(fmt, problems, generate_answers(model, tokenizer, fmt, problems, **decoding), excluded)
+
+
+@torch.no_grad()
+def perplexity(model: GPT, tokenizer: CharTokenizer, text: str, batch_size: int = 64) -> float:
+    """exp of the mean next-character cross-entropy over `text`, read in consecutive
+    windows of the model's block_size (each character after the first is predicted once,
+    from the characters before it in its window)."""
+    device = next(model.parameters()).device
+    ids = torch.tensor(tokenizer.encode(text), dtype=torch.long)
+    if len(ids) < 2:
+        raise ValueError("perplexity needs at least 2 characters")
+    block = model.config.block_size
+    starts = list(range(0, len(ids) - 1, block))
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    # Full windows in batches; the last, shorter one (if any) on its own.
+    full = [s for s in starts if s + block + 1 <= len(ids)]
+    groups = [full[i : i + batch_size] for i in range(0, len(full), batch_size)]
+    groups += [[s] for s in starts if s + block + 1 > len(ids)]
+    for group in groups:
+        width = min(block, len(ids) - 1 - group[0])
+        x = torch.stack([ids[s : s + width] for s in group]).to(device)
+        y = torch.stack([ids[s + 1 : s + width + 1] for s in group]).to(device)
+        logits = model(x)
+        total += float(torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), reduction="sum"))
+        count += y.numel()
+    model.train(was_training)
+    return math.exp(total / count)

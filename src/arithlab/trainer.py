@@ -26,9 +26,9 @@ from tqdm.auto import tqdm
 from arithlab import distributed, rundir
 from arithlab.batches import AnswerBatches, StreamBatches
 from arithlab.config import Config
-from arithlab.data import build_splits, describe
+from arithlab.data import Text, build_splits, describe, describe_text, read_text, training_stream
 from arithlab.errors import ArithlabError
-from arithlab.evaluator import evaluate
+from arithlab.evaluator import evaluate, perplexity
 from arithlab.formats import DECODE_SLACK, get_format
 from arithlab.model import GPT, PRESETS
 from arithlab.tokenizer import CharTokenizer
@@ -54,6 +54,10 @@ def resolve(cfg: Config, splits) -> Config:
         raise ArithlabError(f"config key model.preset: {cfg.model.preset!r} is not one of {', '.join(PRESETS)}")
     preset = PRESETS[cfg.model.preset]
     model = dataclasses.replace(cfg.model, **{k: v for k, v in preset.items() if getattr(cfg.model, k) is None})
+    if cfg.data.text_file and cfg.train.objective != "stream":
+        raise ArithlabError(
+            "config key data.text_file: text is mixed into the stream objective only; set train.objective: stream"
+        )
     fmt = get_format(cfg.data.format)
     # Room for the longest sample, for decoding a little past the longest answer, and for
     # the training shifts of the positions.
@@ -103,19 +107,32 @@ def train(cfg: Config, out: Path, resume: bool = False, force: bool = False, pro
 
 
 def _setup(cfg: Config, out: Path, resume: bool, device: str):
-    tokenizer = CharTokenizer()
     if resume:
         cfg = rundir.load_run_config(out)
         splits = rundir.read_splits(out)
+        tokenizer = CharTokenizer.load(out / rundir.VOCAB)
+        text = read_text(cfg.data) if cfg.data.text_file else None
+        if text is not None:
+            recorded = rundir.read_json(out / rundir.DATA).get("text", {}).get("sha256")
+            if recorded != text.sha256:
+                raise ArithlabError(f"{text.path}: text file changed since run {out} started; cannot resume")
     else:
         splits = build_splits(cfg.data)
         cfg = resolve(cfg, splits)
+        text = read_text(cfg.data) if cfg.data.text_file else None
+        # The vocabulary grows to cover the text, held-out part included.
+        tokenizer = CharTokenizer.covering(text.whole) if text else CharTokenizer()
         cfg.save(out / rundir.CONFIG)
         tokenizer.save(out / rundir.VOCAB)
         rundir.write_splits(out, splits)
-        rundir.write_json(out / rundir.DATA, describe(splits, cfg.data.format, cfg.data.exclude))
+        info = describe(splits, cfg.data.format, cfg.data.exclude)
+        if text is not None:
+            (out / rundir.TEXT_HELDOUT).write_text(text.heldout, encoding="utf-8")
+            stream = training_stream(cfg.data, splits.train, text)
+            info["text"] = describe_text(cfg.data, text, stream, tokenizer.vocab_size)
+        rundir.write_json(out / rundir.DATA, info)
         rundir.write_json(out / rundir.ENV, rundir.environment(device))
-    return cfg, splits, tokenizer
+    return cfg, splits, tokenizer, text
 
 
 def _train(cfg: Config, out: Path, resume: bool, progress: bool, device: str) -> Path:
@@ -123,10 +140,10 @@ def _train(cfg: Config, out: Path, resume: bool, progress: bool, device: str) ->
         return out  # finished already
     main = distributed.is_main()
     if main:
-        cfg, splits, tokenizer = _setup(cfg, out, resume, device)
+        cfg, splits, tokenizer, text = _setup(cfg, out, resume, device)
     distributed.barrier()
     if not main:  # the other processes read what process 0 wrote
-        cfg, splits, tokenizer = _setup(cfg, out, True, device)
+        cfg, splits, tokenizer, text = _setup(cfg, out, True, device)
     tc = cfg.train
     torch.set_num_threads(tc.threads or max(1, (os.cpu_count() or 1) // distributed.world_size()))
     if device.startswith("cuda"):
@@ -140,7 +157,8 @@ def _train(cfg: Config, out: Path, resume: bool, progress: bool, device: str) ->
     if tc.objective == "answer":
         batches = AnswerBatches(splits.train, fmt, tokenizer)
     else:
-        batches = StreamBatches(splits.train, fmt, tokenizer, cfg.model.block_size - tc.position_offset)
+        stream = training_stream(cfg.data, splits.train, text) if text is not None else None
+        batches = StreamBatches(splits.train, fmt, tokenizer, cfg.model.block_size - tc.position_offset, stream)
     state = {
         "iter": 0,
         "tokens_seen": 0,
@@ -191,7 +209,7 @@ def _train(cfg: Config, out: Path, resume: bool, progress: bool, device: str) ->
             if state["iter"] % tc.eval_interval == 0 or state["iter"] >= tc.max_iters or over_time:
                 reason = None
                 if main:
-                    _log_eval(cfg, out, model, tokenizer, fmt, splits.validation, state)
+                    _log_eval(cfg, out, model, tokenizer, fmt, splits.validation, state, text)
                     bar.set_postfix(loss=f"{state['last_loss']:.4f}", val_acc=f"{state['val_accuracy']:.3f}")
                     reason = _stop_reason(tc, state, over_time)
                 state["stop_reason"] = distributed.from_main(reason)
@@ -199,12 +217,12 @@ def _train(cfg: Config, out: Path, resume: bool, progress: bool, device: str) ->
                     rundir.save_checkpoint(out, model, optimizer, generator, state)
     bar.close()
     if main:
-        _finish(cfg, out, model, tokenizer, fmt, splits, state)
+        _finish(cfg, out, model, tokenizer, fmt, splits, state, text)
     distributed.barrier()  # the others wait for process 0's test, then all leave together
     return out
 
 
-def _finish(cfg, out, model, tokenizer, fmt, splits, state) -> None:
+def _finish(cfg, out, model, tokenizer, fmt, splits, state, text: Text | None = None) -> None:
     """The final weights and the test evaluation."""
     rundir.save_weights(model, out / rundir.WEIGHTS)
     summary, predictions = evaluate(
@@ -217,6 +235,8 @@ def _finish(cfg, out, model, tokenizer, fmt, splits, state) -> None:
         stop_reason=state["stop_reason"],
         processes=distributed.world_size(),
     )
+    if text is not None:
+        summary["text_perplexity"] = perplexity(model, tokenizer, text.heldout)
     rundir.write_jsonl(out / rundir.PREDICTIONS, predictions)
     rundir.write_json(out / rundir.EVAL, summary)
 
@@ -290,9 +310,9 @@ def decoding_options(cfg: Config) -> dict:
     )
 
 
-def _log_eval(cfg, out, model, tokenizer, fmt, validation, state) -> None:
-    """Validation accuracy and the mean training loss since the last evaluation, to
-    metrics.jsonl."""
+def _log_eval(cfg, out, model, tokenizer, fmt, validation, state, text: Text | None = None) -> None:
+    """Validation accuracy, the mean training loss since the last evaluation and (text-mixed
+    runs) the held-out text's perplexity, to metrics.jsonl."""
     summary, _ = evaluate(model, tokenizer, fmt, validation, **decoding_options(cfg))
     state["val_accuracy"] = summary["accuracy"]
     state["last_loss"] = state["loss_sum"] / max(state["loss_steps"], 1)
@@ -305,5 +325,7 @@ def _log_eval(cfg, out, model, tokenizer, fmt, validation, state) -> None:
         "loss_tokens": state["loss_tokens"],
         "seconds": round(state["seconds"], 3),
     }
+    if text is not None:
+        row["text_perplexity"] = perplexity(model, tokenizer, text.heldout)
     with open(out / rundir.METRICS, "a") as f:
         f.write(json.dumps(row) + "\n")
