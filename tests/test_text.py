@@ -11,6 +11,7 @@ import urllib.request
 
 import pytest
 import torch
+from conftest import tiny_config
 
 from arithlab import rundir
 from arithlab.api import load_run
@@ -22,7 +23,6 @@ from arithlab.evaluator import perplexity
 from arithlab.model import GPT
 from arithlab.tasks import Problem
 from arithlab.tokenizer import DEFAULT_CHARS, CharTokenizer
-from conftest import tiny_config
 
 # A small text with characters beyond printable ASCII (a tab, an accented letter).
 VERSE = "To be, or not to be:\tthat is the question.\nWhether 'tis nobler in the mind to suffer\nthé slings!\n"
@@ -44,9 +44,7 @@ def test_mix_text_puts_chunks_then_a_newline_then_a_share_of_the_samples_in_each
     chunks = ["AB", "CD", "EF"]
     # 2 blocks of 2 chunks; 5 samples: block 0 holds samples 0-1, block 1 samples 2-4;
     # chunk 3 of the stream is chunks[0] again: the text starts over when it runs out.
-    assert mix_text(samples, chunks, per_block=2, blocks=2) == (
-        "ABCD\n0+0=0\n1+0=1\nEFAB\n2+0=2\n3+0=3\n4+0=4\n"
-    )
+    assert mix_text(samples, chunks, per_block=2, blocks=2) == ("ABCD\n0+0=0\n1+0=1\nEFAB\n2+0=2\n3+0=3\n4+0=4\n")
 
 
 def test_mix_text_ratio_of_the_study_72_chunks_per_hundredth_of_the_samples():
@@ -80,9 +78,7 @@ def test_held_out_text_is_the_last_share_of_the_file(tmp_path):
     assert text.train == "x" * 90 and text.heldout == "y" * 10
 
 
-@pytest.mark.parametrize(
-    ("content", "message"), [(None, "cannot read text file"), ("", "empty"), (" \n\n", "empty")]
-)
+@pytest.mark.parametrize(("content", "message"), [(None, "cannot read text file"), ("", "empty"), (" \n\n", "empty")])
 def test_missing_or_empty_text_file_is_a_one_line_error_naming_it(tmp_path, content, message):
     path = tmp_path / "shakespeare.txt"
     if content is not None:
