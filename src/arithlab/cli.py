@@ -50,11 +50,24 @@ def _parser() -> argparse.ArgumentParser:
         "eval",
         help="score a run on its test set or a problem file",
         formatter_class=fmt,
-        epilog="examples:\n  arithlab eval runs/quickstart\n  arithlab eval runs/quickstart --problems my.txt --json",
+        epilog="examples:\n  arithlab eval runs/quickstart\n  arithlab eval runs/quickstart --problems my.txt --json\n"
+        "  arithlab eval runs/text_mixing --shots 3 --shot-sets 5 --shot-variant noisy",
     )
     p.add_argument("run", type=Path)
     p.add_argument("--problems", type=Path, help="problem file, one problem a line (e.g. 686+753=1439)")
-    p.add_argument("--json", action="store_true", help="print the eval.json object")
+    p.add_argument("--json", action="store_true", help="print the eval.json object (with --shots: the few-shot one)")
+    p.add_argument(
+        "--shots", type=int, metavar="K", help="few-shot evaluation with 0..K examples; adds to RUN/fewshot.json"
+    )
+    p.add_argument("--shot-sets", type=int, metavar="N", help="example sets per k (default: the run's eval.shot_sets)")
+    p.add_argument(
+        "--shot-variant",
+        choices=("plain", "scratchpad", "noisy", "text"),
+        help="plain: examples in the run's format; scratchpad: in --shot-format (default simplified); "
+        "noisy: wrong answers; text: a line of the held-out text first",
+    )
+    p.add_argument("--shot-format", help="format of the examples and the query (default: see --shot-variant)")
+    p.add_argument("--shot-n", type=int, metavar="N", help="test problems to use (default: the run's eval.shot_n)")
 
     p = verbs.add_parser(
         "ask",
@@ -181,6 +194,9 @@ def cmd_eval(args) -> None:
 
     run = load_run(args.run)
     problems = read_problems(args.problems) if args.problems else None
+    if args.shots is not None:
+        _fewshot(run, problems, args)
+        return
     summary, _ = run.evaluate(problems)
     text_perplexity = run.perplexity()  # None unless the run mixed text in
     if text_perplexity is not None:
@@ -189,6 +205,20 @@ def cmd_eval(args) -> None:
         print(json.dumps(summary, indent=1))
     else:
         _print_summary(summary)
+
+
+def _fewshot(run, problems, args) -> None:
+    keys = {"shots": args.shots, "shot_sets": args.shot_sets, "shot_variant": args.shot_variant}
+    keys |= {"shot_format": args.shot_format, "shot_n": args.shot_n}
+    result = run.fewshot(problems, save=True, **{k: v for k, v in keys.items() if v is not None})
+    if args.json:
+        print(json.dumps(result, indent=1))
+        return
+    what = f"{result['variant']} examples ({result['format']}), {result['sets']} sets, {result['n']} problems"
+    print(f"few-shot, {what}:")
+    for k, cell in result["by_shots"].items():
+        print(f"  {k}-shot: mean {cell['accuracy']:.2%}, at least one set right {cell['at_least_one']:.2%}")
+    print(f"written to {run.path / rundir.FEWSHOT}")
 
 
 def cmd_ask(args) -> None:

@@ -93,6 +93,16 @@ class EvalConfig:
     # The reference code's prompts lack the newline every training sample follows; True
     # reproduces that pitfall (FORMATS.md), only for comparison.
     reference_prompt: bool = False
+    # Few-shot evaluation (fewshot.json; at the end of training where shots > 0, and by
+    # `arithlab eval RUN --shots K`): 0..shots solved training examples before each query,
+    # shot_sets example sets, on the first shot_n test problems. Variants: plain (examples
+    # in the run's format), scratchpad (examples and query in shot_format, by default
+    # simplified), noisy (examples with wrong answers), text (a line of the held-out text first).
+    shots: int = 0
+    shot_sets: int = 5
+    shot_variant: str = "plain"
+    shot_format: str | None = None
+    shot_n: int = 1000
 
 
 @dataclass
@@ -116,6 +126,7 @@ CHOICES = {
     "train.objective": ("answer", "stream"),
     "train.device": ("auto", "cpu", "cuda", "mps"),
     "eval.decoding": ("greedy", "sample"),
+    "eval.shot_variant": ("plain", "scratchpad", "noisy", "text"),
 }
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -24,11 +25,11 @@ from pathlib import Path
 from arithlab import sampling
 from arithlab.config import DataConfig
 from arithlab.errors import ArithlabError
-from arithlab.formats import get_format
+from arithlab.formats import Format, get_format
 from arithlab.tasks import Problem, operation, read_problem
 
 # Distinct seeds for the streams of each split, so that they never coincide.
-_TEST_STREAM, _VAL_STREAM = 1_000_003, 2_000_003
+_TEST_STREAM, _VAL_STREAM, _SHOT_STREAM = 1_000_003, 2_000_003, 3_000_017
 
 
 @dataclass
@@ -276,3 +277,73 @@ def download_shakespeare(timeout: float = 30.0) -> Path:
     tmp.write_bytes(data)
     os.replace(tmp, dest)
     return dest
+
+
+# --- few-shot prompts -------------------------------------------------------------------
+
+
+@dataclass
+class ShotSet:
+    """One set of few-shot examples; k-shot prompts use the first k."""
+
+    examples: list[Problem]
+    wrong: list[Problem] | None = None  # noisy: the problem whose answer each example is given
+    text: str | None = None  # text variant: a line of the held-out text, before the examples
+
+
+def shot_sets(
+    train: list[Problem],
+    shots: int,
+    sets: int,
+    fmt: Format,
+    variant: str = "plain",
+    heldout: str | None = None,
+    seed: int = 0,
+) -> list[ShotSet]:
+    """`sets` sets of `shots` distinct training problems, drawn with `seed` (the same
+    problems for every variant); noisy sets pair each with another problem whose answer
+    differs, text sets with a non-empty line of the held-out text."""
+    pool = sorted(set(train))
+    if shots < 0 or sets < 1:
+        raise ArithlabError(f"few-shot: shots {shots} must be >= 0 and sets {sets} >= 1")
+    if len(pool) < shots:
+        raise ArithlabError(f"few-shot: {shots} shots need {shots} training problems, the run has {len(pool)}")
+    rng = random.Random(seed + _SHOT_STREAM)
+    result = [ShotSet(rng.sample(pool, shots)) for _ in range(sets)]
+    if variant == "noisy":
+        noise = random.Random(seed + _SHOT_STREAM + 1)
+        for shot_set in result:
+            shot_set.wrong = [_wrong_partner(p, pool, fmt, noise) for p in shot_set.examples]
+    elif variant == "text":
+        lines = [line for line in (heldout or "").splitlines() if line.strip()]
+        if not lines:
+            raise ArithlabError("few-shot variant text needs a text-mixed run (its held-out text has no lines)")
+        lines_rng = random.Random(seed + _SHOT_STREAM + 2)
+        for shot_set in result:
+            shot_set.text = lines_rng.choice(lines)
+    return result
+
+
+def _wrong_partner(problem: Problem, pool: list[Problem], fmt: Format, rng: random.Random) -> Problem:
+    for _ in range(1000):
+        other = rng.choice(pool)
+        if fmt.target(other) != fmt.target(problem):
+            return other
+    raise ArithlabError("few-shot variant noisy: the training problems all have the same answer")
+
+
+def example_text(fmt: Format, problem: Problem, wrong: Problem | None = None) -> str:
+    """One solved example, as the format renders it as a training sample; with `wrong`, the
+    example's prompt followed by the rest of `wrong`'s sample (a wrong answer)."""
+    if wrong is None:
+        return fmt.render(problem)
+    return fmt.prompt(problem) + fmt.render(wrong)[len(fmt.prompt(wrong)) :]
+
+
+def shot_prefix(fmt: Format, shot_set: ShotSet, k: int) -> str:
+    """What a k-shot prompt holds between the newline that starts every prompt and the
+    query's own prompt: the text line and a newline (text variant), then the first k
+    examples, each a whole sample ending in its newline, as in stream training."""
+    wrong = shot_set.wrong or [None] * len(shot_set.examples)
+    lead = "" if shot_set.text is None else shot_set.text + "\n"
+    return lead + "".join(example_text(fmt, p, w) for p, w in zip(shot_set.examples[:k], wrong[:k]))

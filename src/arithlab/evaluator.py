@@ -17,16 +17,19 @@ from fractions import Fraction
 
 import torch
 
+from arithlab.data import ShotSet, shot_prefix
+from arithlab.errors import ArithlabError
 from arithlab.formats import Format
 from arithlab.model import GPT
 from arithlab.tasks import Problem, number_text
 from arithlab.tokenizer import CharTokenizer
 
 
-def prompt_text(fmt: Format, problem: Problem, reference_prompt: bool = False) -> str:
+def prompt_text(fmt: Format, problem: Problem, reference_prompt: bool = False, prefix: str = "") -> str:
     """What the model is given: the format's prompt after the newline every sample
-    follows in training (without it only in the reference's pitfall mode)."""
-    return ("" if reference_prompt else "\n") + fmt.prompt(problem)
+    follows in training (without it only in the reference's pitfall mode); few-shot
+    prompts put their examples (`prefix`) between that newline and the prompt."""
+    return ("" if reference_prompt else "\n") + prefix + fmt.prompt(problem)
 
 
 def _stopper(fmt: Format, tokenizer: CharTokenizer, device):
@@ -63,6 +66,7 @@ def generate_answers(
     top_k: int | None = None,
     reference_prompt: bool = False,
     seed: int = 0,
+    prefix: str = "",
 ) -> list[str]:
     """The model's raw output after each problem's prompt, cut where the answer ended."""
     device = next(model.parameters()).device
@@ -70,7 +74,7 @@ def generate_answers(
     model.eval()
     generator = torch.Generator(device=device).manual_seed(seed) if temperature > 0 else None
     by_length: dict[int, list[int]] = defaultdict(list)
-    encoded = [tokenizer.encode(prompt_text(fmt, p, reference_prompt)) for p in problems]
+    encoded = [tokenizer.encode(prompt_text(fmt, p, reference_prompt, prefix)) for p in problems]
     for i, ids in enumerate(encoded):
         by_length[len(ids)].append(i)
     outputs: list[str] = [""] * len(problems)
@@ -197,3 +201,42 @@ def perplexity(model: GPT, tokenizer: CharTokenizer, text: str, batch_size: int 
         count += y.numel()
     model.train(was_training)
     return math.exp(total / count)
+
+
+def fewshot(
+    model: GPT,
+    tokenizer: CharTokenizer,
+    fmt: Format,
+    sets: list[ShotSet],
+    problems: list[Problem],
+    **decoding,
+) -> dict[str, dict]:
+    """Accuracy on `problems` with 0..k examples before each prompt (k: the sets' size), for
+    each example set: per k, the mean over the sets, each set's accuracy, and the share of
+    problems that at least one set got right (fewshot.json's `by_shots`)."""
+    block = model.config.block_size
+    shots = len(sets[0].examples)
+    reference = decoding.get("reference_prompt", False)
+    by_shots = {}
+    for k in range(shots + 1):
+        per_set, any_right, seen = [], [False] * len(problems), {}
+        for shot_set in sets:
+            prefix = shot_prefix(fmt, shot_set, k)
+            need = max(len(prompt_text(fmt, p, reference, prefix)) + fmt.max_new_tokens(p) for p in problems)
+            if need > block:
+                raise ArithlabError(
+                    f"{k}-shot prompts need {need} positions (the longest prompt and its answer), more than the "
+                    f"model's block_size {block}: use fewer shots"
+                )
+            if prefix not in seen:  # 0-shot prompts are the same in every set (but the text line's)
+                seen[prefix] = generate_answers(model, tokenizer, fmt, problems, prefix=prefix, **decoding)
+            summary, predictions = score(fmt, problems, seen[prefix])
+            per_set.append(summary["accuracy"])
+            any_right = [a or row["correct"] for a, row in zip(any_right, predictions)]
+        by_shots[str(k)] = {
+            "accuracy": sum(per_set) / len(per_set),
+            "at_least_one": sum(any_right) / max(len(any_right), 1),
+            "per_set": per_set,
+            "prompt": prompt_text(fmt, problems[0], reference, shot_prefix(fmt, sets[0], k)),
+        }
+    return by_shots

@@ -26,9 +26,18 @@ from tqdm.auto import tqdm
 from arithlab import distributed, rundir
 from arithlab.batches import AnswerBatches, StreamBatches
 from arithlab.config import Config
-from arithlab.data import Text, build_splits, describe, describe_text, read_text, training_stream
+from arithlab.data import (
+    Text,
+    build_splits,
+    describe,
+    describe_text,
+    example_text,
+    read_text,
+    shot_sets,
+    training_stream,
+)
 from arithlab.errors import ArithlabError
-from arithlab.evaluator import evaluate, perplexity
+from arithlab.evaluator import evaluate, fewshot, perplexity
 from arithlab.formats import DECODE_SLACK, get_format
 from arithlab.model import GPT, PRESETS
 from arithlab.tokenizer import CharTokenizer
@@ -238,6 +247,8 @@ def _finish(cfg, out, model, tokenizer, fmt, splits, state, text: Text | None = 
     if text is not None:
         summary["text_perplexity"] = perplexity(model, tokenizer, text.heldout)
     rundir.write_jsonl(out / rundir.PREDICTIONS, predictions)
+    if cfg.eval.shots > 0:
+        rundir.add_fewshot(out, fewshot_eval(cfg, model, tokenizer, splits, text.heldout if text else None))
     rundir.write_json(out / rundir.EVAL, summary)
 
 
@@ -308,6 +319,39 @@ def decoding_options(cfg: Config) -> dict:
         top_k=ec.top_k if sampled else None,
         reference_prompt=ec.reference_prompt,
     )
+
+
+def fewshot_eval(cfg: Config, model, tokenizer, splits, heldout: str | None, problems=None) -> dict:
+    """The few-shot evaluation cfg.eval describes, on `problems` (default: the first
+    eval.shot_n test problems): fewshot.json's entry for its variant."""
+    ec = cfg.eval
+    if ec.shot_variant == "scratchpad":
+        fmt = get_format(ec.shot_format or "simplified")
+    else:
+        fmt = get_format(ec.shot_format or cfg.data.format)
+    if ec.shot_variant == "text" and heldout is None:
+        raise ArithlabError("few-shot variant text needs a text-mixed run (data.text_file); this run has no text")
+    problems = splits.test[: ec.shot_n] if problems is None else problems
+    if not problems:
+        raise ArithlabError(f"config key eval.shot_n: {ec.shot_n} leaves no problems to evaluate")
+    for problem in problems:
+        fmt.check(problem)
+    sets = shot_sets(splits.train, ec.shots, ec.shot_sets, fmt, ec.shot_variant, heldout, cfg.data.seed)
+    by_shots = fewshot(model, tokenizer, fmt, sets, problems, **decoding_options(cfg))
+    return {
+        "variant": ec.shot_variant,
+        "format": fmt.name,
+        "sets": ec.shot_sets,
+        "n": len(problems),
+        "by_shots": by_shots,
+        "example_sets": [
+            {
+                "examples": [example_text(fmt, p, w) for p, w in zip(s.examples, s.wrong or [None] * ec.shots)],
+                "text": s.text,
+            }
+            for s in sets
+        ],
+    }
 
 
 def _log_eval(cfg, out, model, tokenizer, fmt, validation, state, text: Text | None = None) -> None:
