@@ -17,7 +17,7 @@ from arithlab import rundir
 from arithlab.api import load_run
 from arithlab.cli import main
 from arithlab.config import DataConfig
-from arithlab.data import SHAKESPEARE_URL, mix_text, read_text, text_chunks, training_stream
+from arithlab.data import SHAKESPEARE_URL, build_splits, mix_text, read_text, text_chunks, training_stream
 from arithlab.errors import ArithlabError
 from arithlab.evaluator import perplexity
 from arithlab.model import GPT
@@ -44,13 +44,13 @@ def test_mix_text_puts_chunks_then_a_newline_then_a_share_of_the_samples_in_each
     chunks = ["AB", "CD", "EF"]
     # 2 blocks of 2 chunks; 5 samples: block 0 holds samples 0-1, block 1 samples 2-4;
     # chunk 3 of the stream is chunks[0] again: the text starts over when it runs out.
-    assert mix_text(samples, chunks, per_block=2, blocks=2) == ("ABCD\n0+0=0\n1+0=1\nEFAB\n2+0=2\n3+0=3\n4+0=4\n")
+    assert mix_text([samples], chunks, per_block=2, blocks=2) == ("ABCD\n0+0=0\n1+0=1\nEFAB\n2+0=2\n3+0=3\n4+0=4\n")
 
 
 def test_mix_text_ratio_of_the_study_72_chunks_per_hundredth_of_the_samples():
     samples = [f"{i}+1={i + 1}\n" for i in range(1000)]
     chunks = [f"<{k}>" for k in range(10_000)]
-    stream = mix_text(samples, chunks, per_block=72, blocks=100)
+    stream = mix_text([samples], chunks, per_block=72, blocks=100)
     blocks = stream.split("<")
     assert stream.count("<") == 7200
     # Every block: 72 chunks in order, then exactly 10 samples after the newline.
@@ -70,6 +70,39 @@ def test_training_stream_of_a_text_file_is_byte_exact(tmp_path):
     assert training_stream(cfg, problems, text) == "abcdefgh\n1+2=3\nijabcdef\n3+4=7\n5+6=11\n"
     # Without text: the samples after one newline, as before.
     assert training_stream(cfg, problems) == "\n1+2=3\n3+4=7\n5+6=11\n"
+
+
+def test_plain_and_scratchpad_samples_follow_the_text_in_each_block(tmp_path):
+    path = _write(tmp_path, "abcdefghij" * 2)
+    cfg = DataConfig(
+        format="plain", mix_formats=["reverse"], text_file=str(path), text_chunk=4, text_chunks=1, text_blocks=2
+    )
+    problems = [Problem("+", 1, 2), Problem("+", 3, 4), Problem("+", 5, 6)]
+    # Block 0: a chunk, a newline, 1 plain sample, then the same problem reversed; block 1: the other two.
+    assert training_stream(cfg, problems, read_text(cfg)) == (
+        "abcd\n1+2=3\n$1+2=3$\nefgh\n3+4=7\n5+6=11\n$3+4=7$\n$5+6=11$\n"
+    )
+    # Without text: the same blocks, after one newline.
+    no_text = DataConfig(format="plain", mix_formats=["reverse"], text_blocks=2)
+    assert training_stream(no_text, problems) == "\n1+2=3\n$1+2=3$\n3+4=7\n5+6=11\n$3+4=7$\n$5+6=11$\n"
+
+
+def test_mixed_formats_train_and_fit_the_longest_sample(tmp_path):
+    from arithlab.trainer import resolve
+
+    cfg = tiny_config("train.objective=stream", "data.mix_formats=[simplified]", "train.position_offset=0")
+    splits = build_splits(cfg.data)
+    assert resolve(cfg, splits).model.block_size == 256  # the default stream context holds both
+    small = tiny_config("train.objective=stream", "data.mix_formats=[simplified]", "model.block_size=40")
+    with pytest.raises(ArithlabError, match="block_size"):
+        resolve(small, splits)
+    with pytest.raises(ArithlabError, match="data.mix_formats"):
+        resolve(tiny_config("data.mix_formats=[simplified]"), splits)  # objective answer
+    with pytest.raises(ArithlabError, match="simplified"):
+        mul = tiny_config(
+            "train.objective=stream", "data.operation=mul", "data.sampling=uniform", "data.mix_formats=[simplified]"
+        )
+        resolve(mul, build_splits(mul.data))
 
 
 def test_held_out_text_is_the_last_share_of_the_file(tmp_path):

@@ -42,6 +42,10 @@ class DataConfig:
     # chunks of `text_chunk` characters. The training stream is `text_blocks` blocks, each
     # `text_chunks` text chunks (in order, from the start again when the text runs out), a
     # newline, then the next 1/text_blocks of the training samples (data.py: mix_text).
+    # More formats of the same training problems, mixed in the stream (the study mixes plain
+    # and scratchpad samples): each block holds its share of the data.format samples, then
+    # of each of these; evaluation stays in data.format (few-shot can use another).
+    mix_formats: list[str] = field(default_factory=list)
     text_file: str | None = None
     text_chunk: int = 256
     text_chunks: int = 72

@@ -198,32 +198,43 @@ def text_chunks(text: str, size: int) -> list[str]:
     return [text[i : i + size] for i in range(0, len(text), size)]
 
 
-def mix_text(samples: list[str], chunks: list[str], per_block: int, blocks: int) -> str:
+def sample_blocks(groups: list[list[str]], blocks: int) -> list[str]:
+    """`blocks` blocks of samples: block j holds group[j*n//blocks : (j+1)*n//blocks] of
+    each group (each format's samples) in turn."""
+    return [
+        "".join("".join(group[j * len(group) // blocks : (j + 1) * len(group) // blocks]) for group in groups)
+        for j in range(blocks)
+    ]
+
+
+def mix_text(groups: list[list[str]], chunks: list[str], per_block: int, blocks: int) -> str:
     """The training stream of a text-mixed run, as the study builds it.
 
     `blocks` blocks, each: `per_block` text chunks (chunk k of the whole stream is
     chunks[k % len(chunks)], so the text reads on from block to block and starts again
-    when it runs out), a newline, then the block's share of the samples (block j holds
-    samples[j*n//blocks : (j+1)*n//blocks]). Every sample thus follows a newline, as in
-    the arithmetic-only stream.
+    when it runs out), a newline, then the block's share of the samples of each group
+    (`sample_blocks`). Every sample thus follows a newline, as in the arithmetic-only stream.
     """
-    n = len(samples)
     parts = []
-    for j in range(blocks):
+    for j, samples in enumerate(sample_blocks(groups, blocks)):
         parts.extend(chunks[(j * per_block + i) % len(chunks)] for i in range(per_block))
         parts.append("\n")
-        parts.extend(samples[j * n // blocks : (j + 1) * n // blocks])
+        parts.append(samples)
     return "".join(parts)
 
 
+def stream_formats(cfg: DataConfig) -> list[Format]:
+    """The formats a stream holds: data.format, then data.mix_formats."""
+    return [get_format(name) for name in (cfg.format, *cfg.mix_formats)]
+
+
 def training_stream(cfg: DataConfig, problems: list[Problem], text: Text | None = None) -> str:
-    """What the `stream` objective trains on: the samples joined after a newline, or,
-    with a text, the samples mixed with it."""
-    fmt = get_format(cfg.format)
-    samples = [fmt.render(p) for p in problems]
+    """What the `stream` objective trains on: the samples joined after a newline (with
+    mix_formats, block by block), or, with a text, the samples mixed with it."""
+    groups = [[fmt.render(p) for p in problems] for fmt in stream_formats(cfg)]
     if text is None:
-        return "\n" + "".join(samples)
-    return mix_text(samples, text_chunks(text.train, cfg.text_chunk), cfg.text_chunks, cfg.text_blocks)
+        return "\n" + "".join(sample_blocks(groups, cfg.text_blocks if cfg.mix_formats else 1))
+    return mix_text(groups, text_chunks(text.train, cfg.text_chunk), cfg.text_chunks, cfg.text_blocks)
 
 
 def describe_text(cfg: DataConfig, text: Text, stream: str, vocab_size: int) -> dict:

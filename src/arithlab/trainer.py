@@ -63,14 +63,20 @@ def resolve(cfg: Config, splits) -> Config:
         raise ArithlabError(f"config key model.preset: {cfg.model.preset!r} is not one of {', '.join(PRESETS)}")
     preset = PRESETS[cfg.model.preset]
     model = dataclasses.replace(cfg.model, **{k: v for k, v in preset.items() if getattr(cfg.model, k) is None})
-    if cfg.data.text_file and cfg.train.objective != "stream":
-        raise ArithlabError(
-            "config key data.text_file: text is mixed into the stream objective only; set train.objective: stream"
-        )
+    for key in ("text_file", "mix_formats"):
+        if getattr(cfg.data, key) and cfg.train.objective != "stream":
+            raise ArithlabError(
+                f"config key data.{key}: mixing is for the stream objective; set train.objective: stream"
+            )
+    if cfg.data.text_blocks < 1:
+        raise ArithlabError(f"config key data.text_blocks: {cfg.data.text_blocks} must be at least 1")
     fmt = get_format(cfg.data.format)
     # Room for the longest sample, for decoding a little past the longest answer, and for
     # the training shifts of the positions.
-    longest = max(len("\n" + fmt.render(p)) for p in (*splits.train, *splits.validation, *splits.test))
+    problems = (*splits.train, *splits.validation, *splits.test)
+    longest = max(len("\n" + fmt.render(p)) for p in problems)
+    mixed = [get_format(name) for name in cfg.data.mix_formats]
+    longest = max([longest] + [len("\n" + other.render(p)) for other in mixed for p in splits.train])
     fitted = longest + DECODE_SLACK + cfg.train.position_offset
     if model.block_size is None:
         model.block_size = 256 if cfg.train.objective == "stream" and fitted < 256 else fitted
