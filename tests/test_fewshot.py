@@ -154,3 +154,12 @@ def test_prompts_longer_than_the_block_size_are_a_clear_error(stream_run, capsys
 def test_text_variant_needs_a_text_run(stream_run):
     with pytest.raises(ArithlabError, match="text-mixed"):
         load_run(stream_run, device="cpu").fewshot(shots=1, shot_variant="text", shot_n=5)
+
+
+def test_a_few_shot_evaluation_that_cannot_fit_stops_the_run_before_training(tmp_path):
+    from arithlab.trainer import train
+
+    cfg = tiny_config(*STREAM_OVERRIDES, "eval.shots=8")
+    with pytest.raises(ArithlabError, match="-shot prompts need .* block_size 64"):
+        train(cfg, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / rundir.WEIGHTS).exists()

@@ -203,6 +203,21 @@ def perplexity(model: GPT, tokenizer: CharTokenizer, text: str, batch_size: int 
     return math.exp(total / count)
 
 
+def check_fewshot_fits(
+    fmt: Format, sets: list[ShotSet], problems: list[Problem], block_size: int, reference_prompt: bool = False
+) -> None:
+    """An error unless every few-shot prompt, with room for its answer, fits `block_size`."""
+    longest_answer = max(fmt.max_new_tokens(p) for p in problems)
+    longest_prompt = max(len(prompt_text(fmt, p, reference_prompt)) for p in problems)
+    for k in range(len(sets[0].examples) + 1):
+        need = longest_prompt + longest_answer + max(len(shot_prefix(fmt, s, k)) for s in sets)
+        if need > block_size:
+            raise ArithlabError(
+                f"{k}-shot prompts need {need} positions (the longest prompt and answer), more than the "
+                f"model's block_size {block_size}: use fewer shots (eval.shots)"
+            )
+
+
 def fewshot(
     model: GPT,
     tokenizer: CharTokenizer,
@@ -214,20 +229,14 @@ def fewshot(
     """Accuracy on `problems` with 0..k examples before each prompt (k: the sets' size), for
     each example set: per k, the mean over the sets, each set's accuracy, and the share of
     problems that at least one set got right (fewshot.json's `by_shots`)."""
-    block = model.config.block_size
     shots = len(sets[0].examples)
     reference = decoding.get("reference_prompt", False)
+    check_fewshot_fits(fmt, sets, problems, model.config.block_size, reference)
     by_shots = {}
     for k in range(shots + 1):
         per_set, any_right, seen = [], [False] * len(problems), {}
         for shot_set in sets:
             prefix = shot_prefix(fmt, shot_set, k)
-            need = max(len(prompt_text(fmt, p, reference, prefix)) + fmt.max_new_tokens(p) for p in problems)
-            if need > block:
-                raise ArithlabError(
-                    f"{k}-shot prompts need {need} positions (the longest prompt and its answer), more than the "
-                    f"model's block_size {block}: use fewer shots"
-                )
             if prefix not in seen:  # 0-shot prompts are the same in every set (but the text line's)
                 seen[prefix] = generate_answers(model, tokenizer, fmt, problems, prefix=prefix, **decoding)
             summary, predictions = score(fmt, problems, seen[prefix])

@@ -37,7 +37,7 @@ from arithlab.data import (
     training_stream,
 )
 from arithlab.errors import ArithlabError
-from arithlab.evaluator import evaluate, fewshot, perplexity
+from arithlab.evaluator import check_fewshot_fits, evaluate, fewshot, perplexity
 from arithlab.formats import DECODE_SLACK, get_format
 from arithlab.model import GPT, PRESETS
 from arithlab.tokenizer import CharTokenizer
@@ -135,6 +135,9 @@ def _setup(cfg: Config, out: Path, resume: bool, device: str):
         splits = build_splits(cfg.data)
         cfg = resolve(cfg, splits)
         text = read_text(cfg.data) if cfg.data.text_file else None
+        if cfg.eval.shots > 0:  # a few-shot evaluation that cannot run is an error now, not after training
+            fmt, sets, problems = _fewshot_plan(cfg, splits, text.heldout if text else None)
+            check_fewshot_fits(fmt, sets, problems, cfg.model.block_size, cfg.eval.reference_prompt)
         # The vocabulary grows to cover the text, held-out part included.
         tokenizer = CharTokenizer.covering(text.whole) if text else CharTokenizer()
         cfg.save(out / rundir.CONFIG)
@@ -330,6 +333,26 @@ def decoding_options(cfg: Config) -> dict:
 def fewshot_eval(cfg: Config, model, tokenizer, splits, heldout: str | None, problems=None) -> dict:
     """The few-shot evaluation cfg.eval describes, on `problems` (default: the first
     eval.shot_n test problems): fewshot.json's entry for its variant."""
+    fmt, sets, problems = _fewshot_plan(cfg, splits, heldout, problems)
+    by_shots = fewshot(model, tokenizer, fmt, sets, problems, **decoding_options(cfg))
+    return {
+        "variant": cfg.eval.shot_variant,
+        "format": fmt.name,
+        "sets": cfg.eval.shot_sets,
+        "n": len(problems),
+        "by_shots": by_shots,
+        "example_sets": [
+            {
+                "examples": [example_text(fmt, p, w) for p, w in zip(s.examples, s.wrong or [None] * cfg.eval.shots)],
+                "text": s.text,
+            }
+            for s in sets
+        ],
+    }
+
+
+def _fewshot_plan(cfg: Config, splits, heldout: str | None, problems=None):
+    """The format, example sets and problems of the few-shot evaluation cfg.eval describes."""
     ec = cfg.eval
     if ec.shot_variant == "scratchpad":
         fmt = get_format(ec.shot_format or "simplified")
@@ -343,21 +366,7 @@ def fewshot_eval(cfg: Config, model, tokenizer, splits, heldout: str | None, pro
     for problem in problems:
         fmt.check(problem)
     sets = shot_sets(splits.train, ec.shots, ec.shot_sets, fmt, ec.shot_variant, heldout, cfg.data.seed)
-    by_shots = fewshot(model, tokenizer, fmt, sets, problems, **decoding_options(cfg))
-    return {
-        "variant": ec.shot_variant,
-        "format": fmt.name,
-        "sets": ec.shot_sets,
-        "n": len(problems),
-        "by_shots": by_shots,
-        "example_sets": [
-            {
-                "examples": [example_text(fmt, p, w) for p, w in zip(s.examples, s.wrong or [None] * ec.shots)],
-                "text": s.text,
-            }
-            for s in sets
-        ],
-    }
+    return fmt, sets, problems
 
 
 def _log_eval(cfg, out, model, tokenizer, fmt, validation, state, text: Text | None = None) -> None:
