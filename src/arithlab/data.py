@@ -181,7 +181,8 @@ def read_text(cfg: DataConfig) -> Text:
         raw = path.read_bytes()
         text = raw.decode("utf-8").replace("\r\n", "\n")
     except OSError as err:
-        raise ArithlabError(f"{path}: cannot read text file ({err.strerror})") from None
+        hint = "; arithlab data text --download fetches it" if path == shakespeare_path() else ""
+        raise ArithlabError(f"{path}: cannot read text file ({err.strerror}){hint}") from None
     except UnicodeDecodeError:
         raise ArithlabError(f"{path}: not a UTF-8 text file") from None
     if not text.strip():
