@@ -146,8 +146,9 @@ TEXT_OVERRIDES = [
     "model.block_size=64",
     "train.position_offset=0",
     "train.batch_size=32",
-    "train.max_iters=150",
-    "train.eval_interval=75",
+    "train.max_iters=100",
+    "train.eval_interval=50",
+    "train.threads=1",
     "data.n_train=500",
     "data.n_val=20",
     "data.n_test=50",
@@ -170,7 +171,7 @@ def text_run(tmp_path_factory):
 def test_text_run_records_perplexity_and_its_grown_vocabulary(text_run):
     run_dir, corpus = text_run
     rows = [json.loads(line) for line in (run_dir / rundir.METRICS).read_text().splitlines()]
-    assert [r["iter"] for r in rows] == [75, 150]
+    assert [r["iter"] for r in rows] == [50, 100]
     assert all(math.isfinite(r["text_perplexity"]) for r in rows)
     summary = rundir.read_json(run_dir / rundir.EVAL)
     assert math.isfinite(summary["text_perplexity"]) and "accuracy" in summary
