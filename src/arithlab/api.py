@@ -8,6 +8,7 @@ arithlab.evaluate(run, ["12+34", "999+1"])["accuracy"]
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 from arithlab import rundir, trainer
 from arithlab.config import Config, config_from_dict, load_config
 from arithlab.errors import ArithlabError
-from arithlab.evaluator import generate_answers, score
+from arithlab.evaluator import generate_answers, perplexity, score
 from arithlab.formats import get_format
 from arithlab.model import GPT
 from arithlab.tasks import Problem, read_problem
@@ -63,6 +64,30 @@ class Run:
             self.model, self.tokenizer, self.format, problems, **trainer.decoding_options(self.config)
         )
         return score(self.format, problems, outputs, self.config.data.exclude)
+
+    def fewshot(self, problems: list[Problem | str] | None = None, save: bool = False, **eval_keys) -> dict:
+        """Few-shot accuracy as the run's eval config says, with `eval_keys` (shots=3,
+        shot_sets=5, shot_variant="noisy", shot_format, shot_n) overriding it; on `problems`
+        (default: the first shot_n test problems). `save` adds it to the run's fewshot.json."""
+        cfg = config_from_dict(self.config.to_dict() | {"eval": dataclasses.asdict(self.config.eval) | eval_keys})
+        splits = rundir.read_splits(self.path)
+        heldout = self.path / rundir.TEXT_HELDOUT
+        text = heldout.read_text(encoding="utf-8") if heldout.exists() else None
+        chosen = None if problems is None else [to_problem(p) for p in problems]
+        result = trainer.fewshot_eval(cfg, self.model, self.tokenizer, splits, text, chosen)
+        if save:
+            rundir.add_fewshot(self.path, result)
+        return result
+
+    def perplexity(self, text: str | None = None) -> float | None:
+        """Perplexity of `text` (default: a text-mixed run's held-out text; None for a run
+        without text)."""
+        if text is None:
+            heldout = self.path / rundir.TEXT_HELDOUT
+            if not heldout.exists():
+                return None
+            text = heldout.read_text(encoding="utf-8")
+        return perplexity(self.model, self.tokenizer, text)
 
 
 def to_problem(question: Problem | str) -> Problem:

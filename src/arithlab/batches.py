@@ -2,8 +2,8 @@
 
 `answer` (ours, the default): one sample a row, `\\n` + sample, padded to the longest row
 of the batch; the loss covers every token after the prompt through the final `\\n`.
-`stream` (the study's): all samples joined into one text, random windows of it, loss on
-every character.
+`stream` (the study's): all samples joined into one text (or mixed with a text corpus:
+data.py's `training_stream`), random windows of it, loss on every character.
 """
 
 from __future__ import annotations
@@ -40,9 +40,13 @@ class AnswerBatches:
 
 
 class StreamBatches:
-    def __init__(self, problems: list[Problem], fmt: Format, tokenizer: CharTokenizer, block_size: int):
-        # Every sample follows a newline, as in the study's training files.
-        text = "\n" + "".join(fmt.render(p) for p in problems)
+    def __init__(
+        self, problems: list[Problem], fmt: Format, tokenizer: CharTokenizer, block_size: int, text: str | None = None
+    ):
+        # Every sample follows a newline, as in the study's training files; `text`, where
+        # given, is the whole stream already built (text-mixed runs).
+        if text is None:
+            text = "\n" + "".join(fmt.render(p) for p in problems)
         self.data = torch.tensor(tokenizer.encode(text), dtype=torch.long)
         self.block_size = min(block_size, len(self.data) - 1)
 

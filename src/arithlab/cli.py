@@ -50,11 +50,24 @@ def _parser() -> argparse.ArgumentParser:
         "eval",
         help="score a run on its test set or a problem file",
         formatter_class=fmt,
-        epilog="examples:\n  arithlab eval runs/quickstart\n  arithlab eval runs/quickstart --problems my.txt --json",
+        epilog="examples:\n  arithlab eval runs/quickstart\n  arithlab eval runs/quickstart --problems my.txt --json\n"
+        "  arithlab eval runs/text_mixing --shots 3 --shot-sets 5 --shot-variant noisy",
     )
     p.add_argument("run", type=Path)
     p.add_argument("--problems", type=Path, help="problem file, one problem a line (e.g. 686+753=1439)")
-    p.add_argument("--json", action="store_true", help="print the eval.json object")
+    p.add_argument("--json", action="store_true", help="print the eval.json object (with --shots: the few-shot one)")
+    p.add_argument(
+        "--shots", type=int, metavar="K", help="few-shot evaluation with 0..K examples; adds to RUN/fewshot.json"
+    )
+    p.add_argument("--shot-sets", type=int, metavar="N", help="example sets per k (default: the run's eval.shot_sets)")
+    p.add_argument(
+        "--shot-variant",
+        choices=("plain", "scratchpad", "noisy", "text"),
+        help="plain: examples in the run's format; scratchpad: in --shot-format (default simplified); "
+        "noisy: wrong answers; text: a line of the held-out text first",
+    )
+    p.add_argument("--shot-format", help="format of the examples and the query (default: see --shot-variant)")
+    p.add_argument("--shot-n", type=int, metavar="N", help="test problems to use (default: the run's eval.shot_n)")
 
     p = verbs.add_parser(
         "ask",
@@ -70,7 +83,8 @@ def _parser() -> argparse.ArgumentParser:
         help="show or write data",
         formatter_class=fmt,
         epilog="examples:\n  arithlab data show --format detailed 128+367\n"
-        "  arithlab data make configs/addition_plain.yaml --out data/plain",
+        "  arithlab data make configs/addition_plain.yaml --out data/plain\n"
+        "  arithlab data text --download",
     )
     data_verbs = p.add_subparsers(dest="data_verb", required=True, metavar="ACTION")
     show = data_verbs.add_parser(
@@ -90,6 +104,14 @@ def _parser() -> argparse.ArgumentParser:
     make.add_argument("config", type=Path)
     make.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     make.add_argument("--out", type=Path, required=True)
+    text = data_verbs.add_parser(
+        "text",
+        help="get tiny-shakespeare for text mixing, or describe a text file",
+        formatter_class=fmt,
+        epilog="examples:\n  arithlab data text --download\n  arithlab data text my_corpus.txt",
+    )
+    text.add_argument("file", nargs="?", type=Path, help="a text file to describe")
+    text.add_argument("--download", action="store_true", help="fetch tiny-shakespeare into the cache")
 
     p = verbs.add_parser(
         "quickstart",
@@ -157,6 +179,8 @@ def _print_summary(summary: dict) -> None:
     for key in ("by_digits", "by_carries"):
         cells = ", ".join(f"{k}: {v['accuracy']:.2%} (n={v['n']})" for k, v in summary[key].items())
         print(f"  {key}: {cells}")
+    if "text_perplexity" in summary:
+        print(f"text perplexity {summary['text_perplexity']:.3f} (held-out text)")
 
 
 def cmd_train(args) -> None:
@@ -184,11 +208,31 @@ def cmd_eval(args) -> None:
 
     run = load_run(args.run)
     problems = read_problems(args.problems) if args.problems else None
+    if args.shots is not None:
+        _fewshot(run, problems, args)
+        return
     summary, _ = run.evaluate(problems)
+    text_perplexity = run.perplexity()  # None unless the run mixed text in
+    if text_perplexity is not None:
+        summary["text_perplexity"] = text_perplexity
     if args.json:
         print(json.dumps(summary, indent=1))
     else:
         _print_summary(summary)
+
+
+def _fewshot(run, problems, args) -> None:
+    keys = {"shots": args.shots, "shot_sets": args.shot_sets, "shot_variant": args.shot_variant}
+    keys |= {"shot_format": args.shot_format, "shot_n": args.shot_n}
+    result = run.fewshot(problems, save=True, **{k: v for k, v in keys.items() if v is not None})
+    if args.json:
+        print(json.dumps(result, indent=1))
+        return
+    what = f"{result['variant']} examples ({result['format']}), {result['sets']} sets, {result['n']} problems"
+    print(f"few-shot, {what}:")
+    for k, cell in result["by_shots"].items():
+        print(f"  {k}-shot: mean {cell['accuracy']:.2%}, at least one set right {cell['at_least_one']:.2%}")
+    print(f"written to {run.path / rundir.FEWSHOT}")
 
 
 def cmd_ask(args) -> None:
@@ -207,6 +251,9 @@ def cmd_data(args) -> None:
     if args.data_verb == "show":
         sys.stdout.write(get_format(args.format).render(to_problem(args.problem)))
         return
+    if args.data_verb == "text":
+        _data_text(args)
+        return
     from arithlab.config import load_config
     from arithlab.data import build_splits, describe
 
@@ -217,6 +264,24 @@ def cmd_data(args) -> None:
     rundir.write_json(args.out / rundir.DATA, describe(splits, cfg.data.format, cfg.data.exclude))
     sizes = f"{len(splits.train)} train, {len(splits.validation)} validation, {len(splits.test)} test"
     print(f"wrote {sizes} problems to {args.out}")
+
+
+def _data_text(args) -> None:
+    from arithlab.config import DataConfig
+    from arithlab.data import download_shakespeare, read_text, shakespeare_path
+    from arithlab.tokenizer import DEFAULT_CHARS
+
+    if args.download:
+        path = download_shakespeare()
+        print(f"tiny-shakespeare: {path}\nuse it with: --set data.text_file={path}")
+        return
+    path = args.file or shakespeare_path()
+    if not args.file and not path.exists():
+        raise ArithlabError(f"no text given and {path} not there yet: arithlab data text --download fetches it")
+    text = read_text(DataConfig(text_file=str(path)))
+    extra = sorted(set(text.whole) - set(DEFAULT_CHARS))
+    print(f"{text.path}: {len(text.whole)} characters ({len(text.train)} to train on, {len(text.heldout)} held out)")
+    print(f"characters beyond the fixed vocabulary: {''.join(extra)!r} ({len(extra)})")
 
 
 def quickstart_config_path() -> Path:

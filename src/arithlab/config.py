@@ -43,6 +43,20 @@ class DataConfig:
     seed: int = 0  # fixes the problems; apart from train.seed
     train_file: str | None = None  # problem files instead of sampling
     test_file: str | None = None
+    # Text mixed with the arithmetic (the study's Shakespeare runs; objective stream only).
+    # The file's last `text_heldout` share is held out for perplexity; the rest is cut into
+    # chunks of `text_chunk` characters. The training stream is `text_blocks` blocks, each
+    # `text_chunks` text chunks (in order, from the start again when the text runs out), a
+    # newline, then the next 1/text_blocks of the training samples (data.py: mix_text).
+    # More formats of the same training problems, mixed in the stream (the study mixes plain
+    # and scratchpad samples): each block holds its share of the data.format samples, then
+    # of each of these; evaluation stays in data.format (few-shot can use another).
+    mix_formats: list[str] = field(default_factory=list)
+    text_file: str | None = None
+    text_chunk: int = 256
+    text_chunks: int = 72
+    text_blocks: int = 100
+    text_heldout: float = 0.1
 
 
 @dataclass
@@ -92,6 +106,16 @@ class EvalConfig:
     # The reference code's prompts lack the newline every training sample follows; True
     # reproduces that pitfall (FORMATS.md), only for comparison.
     reference_prompt: bool = False
+    # Few-shot evaluation (fewshot.json; at the end of training where shots > 0, and by
+    # `arithlab eval RUN --shots K`): 0..shots solved training examples before each query,
+    # shot_sets example sets, on the first shot_n test problems. Variants: plain (examples
+    # in the run's format), scratchpad (examples and query in shot_format, by default
+    # simplified), noisy (examples with wrong answers), text (a line of the held-out text first).
+    shots: int = 0
+    shot_sets: int = 5
+    shot_variant: str = "plain"
+    shot_format: str | None = None
+    shot_n: int = 1000
 
 
 @dataclass
@@ -116,6 +140,7 @@ CHOICES = {
     "model.positions": ("learned", "none", "abacus", "coupled"),
     "train.device": ("auto", "cpu", "cuda", "mps"),
     "eval.decoding": ("greedy", "sample"),
+    "eval.shot_variant": ("plain", "scratchpad", "noisy", "text"),
 }
 
 

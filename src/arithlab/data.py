@@ -5,10 +5,19 @@ Problem files hold one problem a line in the study's text form (`686+753=1439`,
 be left off). Generated splits are disjoint by construction: the training set
 is drawn first, then the test and validation sets from their own seeded streams, skipping
 every problem already taken.
+
+Text mixing (the study's Shakespeare runs): a text file, its last share held out for
+perplexity, the rest cut into chunks that are interleaved with the training samples in
+one stream (`mix_text`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import random
+import urllib.error
+import urllib.request
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,11 +25,11 @@ from pathlib import Path
 from arithlab import sampling
 from arithlab.config import DataConfig
 from arithlab.errors import ArithlabError
-from arithlab.formats import get_format
+from arithlab.formats import Format, get_format
 from arithlab.tasks import Problem, operation, read_problem
 
 # Distinct seeds for the streams of each split, so that they never coincide.
-_TEST_STREAM, _VAL_STREAM = 1_000_003, 2_000_003
+_TEST_STREAM, _VAL_STREAM, _SHOT_STREAM = 1_000_003, 2_000_003, 3_000_017
 
 
 @dataclass
@@ -187,3 +196,213 @@ def describe(splits: Splits, fmt_name: str, excluded: list[int]) -> dict:
         "test_by_digits": _histogram(p.digits for p in splits.test),
         "mean_sample_chars": sum(map(len, samples)) / max(len(samples), 1),
     }
+
+
+# --- text mixed with the arithmetic ----------------------------------------------------
+
+
+@dataclass
+class Text:
+    """A text file cut into its training part and its held-out part (for perplexity)."""
+
+    path: str
+    train: str
+    heldout: str
+    sha256: str
+
+    @property
+    def whole(self) -> str:
+        return self.train + self.heldout
+
+
+def read_text(cfg: DataConfig) -> Text:
+    """`data.text_file`, split as `data.text_heldout` says; a missing, unreadable or empty
+    file, or bad text settings, are an error naming the file or the key."""
+    for key in ("text_chunk", "text_chunks", "text_blocks"):
+        if getattr(cfg, key) < 1:
+            raise ArithlabError(f"config key data.{key}: {getattr(cfg, key)} must be at least 1")
+    if not 0 < cfg.text_heldout < 1:
+        raise ArithlabError(f"config key data.text_heldout: {cfg.text_heldout} must be between 0 and 1")
+    path = Path(cfg.text_file).expanduser()
+    try:
+        raw = path.read_bytes()
+        text = raw.decode("utf-8").replace("\r\n", "\n")
+    except OSError as err:
+        hint = "; arithlab data text --download fetches it" if path == shakespeare_path() else ""
+        raise ArithlabError(f"{path}: cannot read text file ({err.strerror}){hint}") from None
+    except UnicodeDecodeError:
+        raise ArithlabError(f"{path}: not a UTF-8 text file") from None
+    if not text.strip():
+        raise ArithlabError(f"{path}: text file is empty")
+    heldout = max(2, round(len(text) * cfg.text_heldout))
+    if len(text) - heldout < 1:
+        raise ArithlabError(f"{path}: text file too short ({len(text)} characters) to hold some out")
+    cut = len(text) - heldout
+    return Text(str(path), text[:cut], text[cut:], hashlib.sha256(raw).hexdigest())
+
+
+def text_chunks(text: str, size: int) -> list[str]:
+    """`text` in consecutive chunks of `size` characters (the last one may be shorter)."""
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+def sample_blocks(groups: list[list[str]], blocks: int) -> list[str]:
+    """`blocks` blocks of samples: block j holds group[j*n//blocks : (j+1)*n//blocks] of
+    each group (each format's samples) in turn."""
+    return [
+        "".join("".join(group[j * len(group) // blocks : (j + 1) * len(group) // blocks]) for group in groups)
+        for j in range(blocks)
+    ]
+
+
+def mix_text(groups: list[list[str]], chunks: list[str], per_block: int, blocks: int) -> str:
+    """The training stream of a text-mixed run, as the study builds it.
+
+    `blocks` blocks, each: `per_block` text chunks (chunk k of the whole stream is
+    chunks[k % len(chunks)], so the text reads on from block to block and starts again
+    when it runs out), a newline, then the block's share of the samples of each group
+    (`sample_blocks`). Every sample thus follows a newline, as in the arithmetic-only stream.
+    """
+    parts = []
+    for j, samples in enumerate(sample_blocks(groups, blocks)):
+        parts.extend(chunks[(j * per_block + i) % len(chunks)] for i in range(per_block))
+        parts.append("\n")
+        parts.append(samples)
+    return "".join(parts)
+
+
+def stream_formats(cfg: DataConfig) -> list[Format]:
+    """The formats a stream holds: data.format, then data.mix_formats."""
+    return [get_format(name) for name in (cfg.format, *cfg.mix_formats)]
+
+
+def training_stream(cfg: DataConfig, problems: list[Problem], text: Text | None = None) -> str:
+    """What the `stream` objective trains on: the samples joined after a newline (with
+    mix_formats, block by block), or, with a text, the samples mixed with it."""
+    groups = [[fmt.render(p) for p in problems] for fmt in stream_formats(cfg)]
+    if text is None:
+        return "\n" + "".join(sample_blocks(groups, cfg.text_blocks if cfg.mix_formats else 1))
+    return mix_text(groups, text_chunks(text.train, cfg.text_chunk), cfg.text_chunks, cfg.text_blocks)
+
+
+def describe_text(cfg: DataConfig, text: Text, stream: str, vocab_size: int) -> dict:
+    """data.json's `text` section: where the text came from and how much of the stream it is."""
+    chunks = text_chunks(text.train, cfg.text_chunk)
+    used = cfg.text_chunks * cfg.text_blocks
+    text_chars = sum(len(chunks[k % len(chunks)]) for k in range(used))
+    return {
+        "file": text.path,
+        "sha256": text.sha256,
+        "train_chars": len(text.train),
+        "heldout_chars": len(text.heldout),
+        "chunks": len(chunks),
+        "chunks_in_stream": used,
+        "text_passes": used / len(chunks),
+        "stream_chars": len(stream),
+        "text_share": text_chars / max(len(stream), 1),
+        "vocab_size": vocab_size,
+    }
+
+
+SHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
+
+
+def cache_dir() -> Path:
+    """Where downloads are kept: $XDG_CACHE_HOME/arithlab, or ~/.cache/arithlab."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "arithlab"
+
+
+def shakespeare_path() -> Path:
+    return cache_dir() / "tinyshakespeare.txt"
+
+
+def download_shakespeare(timeout: float = 30.0) -> Path:
+    """Karpathy's tiny-shakespeare in the cache (fetched once); without network, an error
+    that says which file to put where and pass instead."""
+    dest = shakespeare_path()
+    if dest.is_file() and dest.stat().st_size:
+        return dest
+    try:
+        with urllib.request.urlopen(SHAKESPEARE_URL, timeout=timeout) as response:
+            data = response.read()
+    except (OSError, ValueError) as err:  # URLError and timeouts are OSErrors
+        reason = getattr(err, "reason", None) or err
+        raise ArithlabError(
+            f"cannot download {SHAKESPEARE_URL} ({reason}); get that file another way, save it as {dest} "
+            f"and pass --set data.text_file={dest} (any UTF-8 text file will do)"
+        ) from None
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_suffix(".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, dest)
+    return dest
+
+
+# --- few-shot prompts -------------------------------------------------------------------
+
+
+@dataclass
+class ShotSet:
+    """One set of few-shot examples; k-shot prompts use the first k."""
+
+    examples: list[Problem]
+    wrong: list[Problem] | None = None  # noisy: the problem whose answer each example is given
+    text: str | None = None  # text variant: a line of the held-out text, before the examples
+
+
+def shot_sets(
+    train: list[Problem],
+    shots: int,
+    sets: int,
+    fmt: Format,
+    variant: str = "plain",
+    heldout: str | None = None,
+    seed: int = 0,
+) -> list[ShotSet]:
+    """`sets` sets of `shots` distinct training problems, drawn with `seed` (the same
+    problems for every variant); noisy sets pair each with another problem whose answer
+    differs, text sets with a non-empty line of the held-out text."""
+    pool = sorted(set(train))
+    if shots < 0 or sets < 1:
+        raise ArithlabError(f"few-shot: shots {shots} must be >= 0 and sets {sets} >= 1")
+    if len(pool) < shots:
+        raise ArithlabError(f"few-shot: {shots} shots need {shots} training problems, the run has {len(pool)}")
+    rng = random.Random(seed + _SHOT_STREAM)
+    result = [ShotSet(rng.sample(pool, shots)) for _ in range(sets)]
+    if variant == "noisy":
+        noise = random.Random(seed + _SHOT_STREAM + 1)
+        for shot_set in result:
+            shot_set.wrong = [_wrong_partner(p, pool, fmt, noise) for p in shot_set.examples]
+    elif variant == "text":
+        lines = [line for line in (heldout or "").splitlines() if line.strip()]
+        if not lines:
+            raise ArithlabError("few-shot variant text needs a text-mixed run (its held-out text has no lines)")
+        lines_rng = random.Random(seed + _SHOT_STREAM + 2)
+        for shot_set in result:
+            shot_set.text = lines_rng.choice(lines)
+    return result
+
+
+def _wrong_partner(problem: Problem, pool: list[Problem], fmt: Format, rng: random.Random) -> Problem:
+    for _ in range(1000):
+        other = rng.choice(pool)
+        if fmt.target(other) != fmt.target(problem):
+            return other
+    raise ArithlabError("few-shot variant noisy: the training problems all have the same answer")
+
+
+def example_text(fmt: Format, problem: Problem, wrong: Problem | None = None) -> str:
+    """One solved example, as the format renders it as a training sample; with `wrong`, the
+    example's prompt followed by the rest of `wrong`'s sample (a wrong answer)."""
+    if wrong is None:
+        return fmt.render(problem)
+    return fmt.prompt(problem) + fmt.render(wrong)[len(fmt.prompt(wrong)) :]
+
+
+def shot_prefix(fmt: Format, shot_set: ShotSet, k: int) -> str:
+    """What a k-shot prompt holds between the newline that starts every prompt and the
+    query's own prompt: the text line and a newline (text variant), then the first k
+    examples, each a whole sample ending in its newline, as in stream training."""
+    wrong = shot_set.wrong or [None] * len(shot_set.examples)
+    lead = "" if shot_set.text is None else shot_set.text + "\n"
+    return lead + "".join(example_text(fmt, p, w) for p, w in zip(shot_set.examples[:k], wrong[:k]))

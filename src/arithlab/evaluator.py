@@ -9,6 +9,7 @@ the summary adds the study's tolerance accuracies, |answer - true value| <= eps.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable
 from decimal import Decimal
@@ -16,16 +17,19 @@ from fractions import Fraction
 
 import torch
 
+from arithlab.data import ShotSet, shot_prefix
+from arithlab.errors import ArithlabError
 from arithlab.formats import Format
 from arithlab.model import GPT
 from arithlab.tasks import Problem, number_text
 from arithlab.tokenizer import CharTokenizer
 
 
-def prompt_text(fmt: Format, problem: Problem, reference_prompt: bool = False) -> str:
+def prompt_text(fmt: Format, problem: Problem, reference_prompt: bool = False, prefix: str = "") -> str:
     """What the model is given: the format's prompt after the newline every sample
-    follows in training (without it only in the reference's pitfall mode)."""
-    return ("" if reference_prompt else "\n") + fmt.prompt(problem)
+    follows in training (without it only in the reference's pitfall mode); few-shot
+    prompts put their examples (`prefix`) between that newline and the prompt."""
+    return ("" if reference_prompt else "\n") + prefix + fmt.prompt(problem)
 
 
 def _stopper(fmt: Format, tokenizer: CharTokenizer, device):
@@ -62,6 +66,7 @@ def generate_answers(
     top_k: int | None = None,
     reference_prompt: bool = False,
     seed: int = 0,
+    prefix: str = "",
 ) -> list[str]:
     """The model's raw output after each problem's prompt, cut where the answer ended."""
     device = next(model.parameters()).device
@@ -69,7 +74,7 @@ def generate_answers(
     model.eval()
     generator = torch.Generator(device=device).manual_seed(seed) if temperature > 0 else None
     by_length: dict[int, list[int]] = defaultdict(list)
-    encoded = [tokenizer.encode(prompt_text(fmt, p, reference_prompt)) for p in problems]
+    encoded = [tokenizer.encode(prompt_text(fmt, p, reference_prompt, prefix)) for p in problems]
     for i, ids in enumerate(encoded):
         by_length[len(ids)].append(i)
     outputs: list[str] = [""] * len(problems)
@@ -176,3 +181,80 @@ def evaluate(
     model: GPT, tokenizer: CharTokenizer, fmt: Format, problems: list[Problem], excluded: Iterable[int] = (), **decoding
 ) -> tuple[dict, list[dict]]:
     return score(fmt, problems, generate_answers(model, tokenizer, fmt, problems, **decoding), excluded)
+
+
+@torch.no_grad()
+def perplexity(model: GPT, tokenizer: CharTokenizer, text: str, batch_size: int = 64) -> float:
+    """exp of the mean next-character cross-entropy over `text`, read in consecutive
+    windows of the model's block_size (each character after the first is predicted once,
+    from the characters before it in its window)."""
+    device = next(model.parameters()).device
+    ids = torch.tensor(tokenizer.encode(text), dtype=torch.long)
+    if len(ids) < 2:
+        raise ValueError("perplexity needs at least 2 characters")
+    block = model.config.block_size
+    starts = list(range(0, len(ids) - 1, block))
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    # Full windows in batches; the last, shorter one (if any) on its own.
+    full = [s for s in starts if s + block + 1 <= len(ids)]
+    groups = [full[i : i + batch_size] for i in range(0, len(full), batch_size)]
+    groups += [[s] for s in starts if s + block + 1 > len(ids)]
+    for group in groups:
+        width = min(block, len(ids) - 1 - group[0])
+        x = torch.stack([ids[s : s + width] for s in group]).to(device)
+        y = torch.stack([ids[s + 1 : s + width + 1] for s in group]).to(device)
+        logits = model(x)
+        total += float(torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), reduction="sum"))
+        count += y.numel()
+    model.train(was_training)
+    return math.exp(total / count)
+
+
+def check_fewshot_fits(
+    fmt: Format, sets: list[ShotSet], problems: list[Problem], block_size: int, reference_prompt: bool = False
+) -> None:
+    """An error unless every few-shot prompt, with room for its answer, fits `block_size`."""
+    longest_answer = max(fmt.max_new_tokens(p) for p in problems)
+    longest_prompt = max(len(prompt_text(fmt, p, reference_prompt)) for p in problems)
+    for k in range(len(sets[0].examples) + 1):
+        need = longest_prompt + longest_answer + max(len(shot_prefix(fmt, s, k)) for s in sets)
+        if need > block_size:
+            raise ArithlabError(
+                f"{k}-shot prompts need {need} positions (the longest prompt and answer), more than the "
+                f"model's block_size {block_size}: use fewer shots (eval.shots)"
+            )
+
+
+def fewshot(
+    model: GPT,
+    tokenizer: CharTokenizer,
+    fmt: Format,
+    sets: list[ShotSet],
+    problems: list[Problem],
+    **decoding,
+) -> dict[str, dict]:
+    """Accuracy on `problems` with 0..k examples before each prompt (k: the sets' size), for
+    each example set: per k, the mean over the sets, each set's accuracy, and the share of
+    problems that at least one set got right (fewshot.json's `by_shots`)."""
+    shots = len(sets[0].examples)
+    reference = decoding.get("reference_prompt", False)
+    check_fewshot_fits(fmt, sets, problems, model.config.block_size, reference)
+    by_shots = {}
+    for k in range(shots + 1):
+        per_set, any_right, seen = [], [False] * len(problems), {}
+        for shot_set in sets:
+            prefix = shot_prefix(fmt, shot_set, k)
+            if prefix not in seen:  # 0-shot prompts are the same in every set (but the text line's)
+                seen[prefix] = generate_answers(model, tokenizer, fmt, problems, prefix=prefix, **decoding)
+            summary, predictions = score(fmt, problems, seen[prefix])
+            per_set.append(summary["accuracy"])
+            any_right = [a or row["correct"] for a, row in zip(any_right, predictions)]
+        by_shots[str(k)] = {
+            "accuracy": sum(per_set) / len(per_set),
+            "at_least_one": sum(any_right) / max(len(any_right), 1),
+            "per_set": per_set,
+            "prompt": prompt_text(fmt, problems[0], reference, shot_prefix(fmt, sets[0], k)),
+        }
+    return by_shots

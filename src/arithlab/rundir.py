@@ -24,6 +24,8 @@ from arithlab.tokenizer import CharTokenizer
 CONFIG, VOCAB, WEIGHTS, METRICS = "config.yaml", "vocab.json", "model.safetensors", "metrics.jsonl"
 EVAL, PREDICTIONS, DATA, ENV, ERROR = "eval.json", "predictions.jsonl", "data.json", "env.json", "error.txt"
 CHECKPOINT = "checkpoint"
+FEWSHOT = "fewshot.json"  # few-shot results, one entry per variant
+TEXT_HELDOUT = "text_heldout.txt"  # text-mixed runs: the held-out text perplexity is measured on
 SPLIT_FILES = {"train": "train.txt", "validation": "validation.txt", "test": "test.txt"}
 
 
@@ -53,6 +55,14 @@ def read_json(path: Path):
         raise ArithlabError(f"{path}: missing") from None
     except ValueError as err:
         raise ArithlabError(f"{path}: corrupted JSON ({err})") from None
+
+
+def add_fewshot(run: Path, result: dict) -> None:
+    """Put a few-shot result into fewshot.json under its variant, keeping the others."""
+    path = Path(run) / FEWSHOT
+    results = read_json(path) if path.exists() else {}
+    results[result["variant"]] = result
+    write_json(path, results)
 
 
 def write_jsonl(path: Path, rows) -> None:

@@ -1,7 +1,9 @@
 """Character tokenizer: one token per character, saved with every run as vocab.json.
 
-The vocabulary is fixed (newline and printable ASCII), so every format, operation and
-English text share ids and a model trained on one can be fine-tuned on another.
+The vocabulary is newline and printable ASCII, so every format, operation and English
+text share ids and a model trained on one can be fine-tuned on another. A run that mixes
+in a text with other characters (a tab, accented letters) grows it: those characters are
+appended after the fixed ones, so the ids of the fixed ones never change.
 """
 
 from __future__ import annotations
@@ -22,6 +24,12 @@ class CharTokenizer:
         self.chars = chars
         self.ids = {ch: i for i, ch in enumerate(chars)}
 
+    @classmethod
+    def covering(cls, text: str) -> CharTokenizer:
+        """The fixed vocabulary, plus every other character of `text` (in code point order)."""
+        known = set(DEFAULT_CHARS)
+        return cls(DEFAULT_CHARS + "".join(sorted(set(text) - known)))
+
     @property
     def vocab_size(self) -> int:
         return len(self.chars)
@@ -39,11 +47,14 @@ class CharTokenizer:
         return "".join(self.chars[i] for i in ids)
 
     def save(self, path: Path) -> None:
-        Path(path).write_text(json.dumps({"chars": self.chars}, indent=1) + "\n")
+        Path(path).write_text(json.dumps({"chars": self.chars}, indent=1) + "\n", encoding="utf-8")
 
     @classmethod
     def load(cls, path: Path) -> CharTokenizer:
         try:
-            return cls(json.loads(Path(path).read_text())["chars"])
+            chars = json.loads(Path(path).read_text(encoding="utf-8"))["chars"]
+            if not isinstance(chars, str):
+                raise TypeError("chars is not a string")
+            return cls(chars)
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise ArithlabError(f"{path}: not a readable vocabulary ({err})") from None

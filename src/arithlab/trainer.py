@@ -26,9 +26,18 @@ from tqdm.auto import tqdm
 from arithlab import distributed, rundir
 from arithlab.batches import AnswerBatches, StreamBatches
 from arithlab.config import Config
-from arithlab.data import build_splits, describe
+from arithlab.data import (
+    Text,
+    build_splits,
+    describe,
+    describe_text,
+    example_text,
+    read_text,
+    shot_sets,
+    training_stream,
+)
 from arithlab.errors import ArithlabError
-from arithlab.evaluator import evaluate
+from arithlab.evaluator import check_fewshot_fits, evaluate, fewshot, perplexity
 from arithlab.formats import DECODE_SLACK, get_format
 from arithlab.model import GPT, PRESETS
 from arithlab.tokenizer import CharTokenizer
@@ -54,10 +63,20 @@ def resolve(cfg: Config, splits) -> Config:
         raise ArithlabError(f"config key model.preset: {cfg.model.preset!r} is not one of {', '.join(PRESETS)}")
     preset = PRESETS[cfg.model.preset]
     model = dataclasses.replace(cfg.model, **{k: v for k, v in preset.items() if getattr(cfg.model, k) is None})
+    for key in ("text_file", "mix_formats"):
+        if getattr(cfg.data, key) and cfg.train.objective != "stream":
+            raise ArithlabError(
+                f"config key data.{key}: mixing is for the stream objective; set train.objective: stream"
+            )
+    if cfg.data.text_blocks < 1:
+        raise ArithlabError(f"config key data.text_blocks: {cfg.data.text_blocks} must be at least 1")
     fmt = get_format(cfg.data.format)
     # Room for the longest sample, for decoding a little past the longest answer, and for
     # the training shifts of the positions.
-    longest = max(len("\n" + fmt.render(p)) for p in (*splits.train, *splits.validation, *splits.test))
+    problems = (*splits.train, *splits.validation, *splits.test)
+    longest = max(len("\n" + fmt.render(p)) for p in problems)
+    mixed = [get_format(name) for name in cfg.data.mix_formats]
+    longest = max([longest] + [len("\n" + other.render(p)) for other in mixed for p in splits.train])
     fitted = longest + DECODE_SLACK + cfg.train.position_offset
     if model.block_size is None:
         model.block_size = 256 if cfg.train.objective == "stream" and fitted < 256 else fitted
@@ -108,19 +127,35 @@ def train(cfg: Config, out: Path, resume: bool = False, force: bool = False, pro
 
 
 def _setup(cfg: Config, out: Path, resume: bool, device: str):
-    tokenizer = CharTokenizer()
     if resume:
         cfg = rundir.load_run_config(out)
         splits = rundir.read_splits(out)
+        tokenizer = CharTokenizer.load(out / rundir.VOCAB)
+        text = read_text(cfg.data) if cfg.data.text_file else None
+        if text is not None:
+            recorded = rundir.read_json(out / rundir.DATA).get("text", {}).get("sha256")
+            if recorded != text.sha256:
+                raise ArithlabError(f"{text.path}: text file changed since run {out} started; cannot resume")
     else:
         splits = build_splits(cfg.data)
         cfg = resolve(cfg, splits)
+        text = read_text(cfg.data) if cfg.data.text_file else None
+        if cfg.eval.shots > 0:  # a few-shot evaluation that cannot run is an error now, not after training
+            fmt, sets, problems = _fewshot_plan(cfg, splits, text.heldout if text else None)
+            check_fewshot_fits(fmt, sets, problems, cfg.model.block_size, cfg.eval.reference_prompt)
+        # The vocabulary grows to cover the text, held-out part included.
+        tokenizer = CharTokenizer.covering(text.whole) if text else CharTokenizer()
         cfg.save(out / rundir.CONFIG)
         tokenizer.save(out / rundir.VOCAB)
         rundir.write_splits(out, splits)
-        rundir.write_json(out / rundir.DATA, describe(splits, cfg.data.format, cfg.data.exclude))
+        info = describe(splits, cfg.data.format, cfg.data.exclude)
+        if text is not None:
+            (out / rundir.TEXT_HELDOUT).write_text(text.heldout, encoding="utf-8")
+            stream = training_stream(cfg.data, splits.train, text)
+            info["text"] = describe_text(cfg.data, text, stream, tokenizer.vocab_size)
+        rundir.write_json(out / rundir.DATA, info)
         rundir.write_json(out / rundir.ENV, rundir.environment(device))
-    return cfg, splits, tokenizer
+    return cfg, splits, tokenizer, text
 
 
 def _train(cfg: Config, out: Path, resume: bool, progress: bool, device: str) -> Path:
@@ -128,10 +163,10 @@ def _train(cfg: Config, out: Path, resume: bool, progress: bool, device: str) ->
         return out  # finished already
     main = distributed.is_main()
     if main:
-        cfg, splits, tokenizer = _setup(cfg, out, resume, device)
+        cfg, splits, tokenizer, text = _setup(cfg, out, resume, device)
     distributed.barrier()
     if not main:  # the other processes read what process 0 wrote
-        cfg, splits, tokenizer = _setup(cfg, out, True, device)
+        cfg, splits, tokenizer, text = _setup(cfg, out, True, device)
     tc = cfg.train
     torch.set_num_threads(tc.threads or max(1, (os.cpu_count() or 1) // distributed.world_size()))
     if device.startswith("cuda"):
@@ -145,7 +180,8 @@ def _train(cfg: Config, out: Path, resume: bool, progress: bool, device: str) ->
     if tc.objective == "answer":
         batches = AnswerBatches(splits.train, fmt, tokenizer)
     else:
-        batches = StreamBatches(splits.train, fmt, tokenizer, cfg.model.block_size - tc.position_offset)
+        stream = training_stream(cfg.data, splits.train, text) if text is not None else None
+        batches = StreamBatches(splits.train, fmt, tokenizer, cfg.model.block_size - tc.position_offset, stream)
     state = {
         "iter": 0,
         "tokens_seen": 0,
@@ -196,7 +232,7 @@ def _train(cfg: Config, out: Path, resume: bool, progress: bool, device: str) ->
             if state["iter"] % tc.eval_interval == 0 or state["iter"] >= tc.max_iters or over_time:
                 reason = None
                 if main:
-                    _log_eval(cfg, out, model, tokenizer, fmt, splits.validation, state)
+                    _log_eval(cfg, out, model, tokenizer, fmt, splits.validation, state, text)
                     bar.set_postfix(loss=f"{state['last_loss']:.4f}", val_acc=f"{state['val_accuracy']:.3f}")
                     reason = _stop_reason(tc, state, over_time)
                 state["stop_reason"] = distributed.from_main(reason)
@@ -204,12 +240,12 @@ def _train(cfg: Config, out: Path, resume: bool, progress: bool, device: str) ->
                     rundir.save_checkpoint(out, model, optimizer, generator, state)
     bar.close()
     if main:
-        _finish(cfg, out, model, tokenizer, fmt, splits, state)
+        _finish(cfg, out, model, tokenizer, fmt, splits, state, text)
     distributed.barrier()  # the others wait for process 0's test, then all leave together
     return out
 
 
-def _finish(cfg, out, model, tokenizer, fmt, splits, state) -> None:
+def _finish(cfg, out, model, tokenizer, fmt, splits, state, text: Text | None = None) -> None:
     """The final weights and the test evaluation."""
     rundir.save_weights(model, out / rundir.WEIGHTS)
     summary, predictions = evaluate(
@@ -222,7 +258,11 @@ def _finish(cfg, out, model, tokenizer, fmt, splits, state) -> None:
         stop_reason=state["stop_reason"],
         processes=distributed.world_size(),
     )
+    if text is not None:
+        summary["text_perplexity"] = perplexity(model, tokenizer, text.heldout)
     rundir.write_jsonl(out / rundir.PREDICTIONS, predictions)
+    if cfg.eval.shots > 0:
+        rundir.add_fewshot(out, fewshot_eval(cfg, model, tokenizer, splits, text.heldout if text else None))
     rundir.write_json(out / rundir.EVAL, summary)
 
 
@@ -295,9 +335,48 @@ def decoding_options(cfg: Config) -> dict:
     )
 
 
-def _log_eval(cfg, out, model, tokenizer, fmt, validation, state) -> None:
-    """Validation accuracy and the mean training loss since the last evaluation, to
-    metrics.jsonl."""
+def fewshot_eval(cfg: Config, model, tokenizer, splits, heldout: str | None, problems=None) -> dict:
+    """The few-shot evaluation cfg.eval describes, on `problems` (default: the first
+    eval.shot_n test problems): fewshot.json's entry for its variant."""
+    fmt, sets, problems = _fewshot_plan(cfg, splits, heldout, problems)
+    by_shots = fewshot(model, tokenizer, fmt, sets, problems, **decoding_options(cfg))
+    return {
+        "variant": cfg.eval.shot_variant,
+        "format": fmt.name,
+        "sets": cfg.eval.shot_sets,
+        "n": len(problems),
+        "by_shots": by_shots,
+        "example_sets": [
+            {
+                "examples": [example_text(fmt, p, w) for p, w in zip(s.examples, s.wrong or [None] * cfg.eval.shots)],
+                "text": s.text,
+            }
+            for s in sets
+        ],
+    }
+
+
+def _fewshot_plan(cfg: Config, splits, heldout: str | None, problems=None):
+    """The format, example sets and problems of the few-shot evaluation cfg.eval describes."""
+    ec = cfg.eval
+    if ec.shot_variant == "scratchpad":
+        fmt = get_format(ec.shot_format or "simplified")
+    else:
+        fmt = get_format(ec.shot_format or cfg.data.format)
+    if ec.shot_variant == "text" and heldout is None:
+        raise ArithlabError("few-shot variant text needs a text-mixed run (data.text_file); this run has no text")
+    problems = splits.test[: ec.shot_n] if problems is None else problems
+    if not problems:
+        raise ArithlabError(f"config key eval.shot_n: {ec.shot_n} leaves no problems to evaluate")
+    for problem in problems:
+        fmt.check(problem)
+    sets = shot_sets(splits.train, ec.shots, ec.shot_sets, fmt, ec.shot_variant, heldout, cfg.data.seed)
+    return fmt, sets, problems
+
+
+def _log_eval(cfg, out, model, tokenizer, fmt, validation, state, text: Text | None = None) -> None:
+    """Validation accuracy, the mean training loss since the last evaluation and (text-mixed
+    runs) the held-out text's perplexity, to metrics.jsonl."""
     summary, _ = evaluate(model, tokenizer, fmt, validation, **decoding_options(cfg))
     state["val_accuracy"] = summary["accuracy"]
     state["last_loss"] = state["loss_sum"] / max(state["loss_steps"], 1)
@@ -310,5 +389,7 @@ def _log_eval(cfg, out, model, tokenizer, fmt, validation, state) -> None:
         "loss_tokens": state["loss_tokens"],
         "seconds": round(state["seconds"], 3),
     }
+    if text is not None:
+        row["text_perplexity"] = perplexity(model, tokenizer, text.heldout)
     with open(out / rundir.METRICS, "a") as f:
         f.write(json.dumps(row) + "\n")
