@@ -38,6 +38,10 @@ class CharTokenizer:
     def decode(self, ids) -> str:
         return "".join(self.chars[i] for i in ids)
 
+    def ids_containing(self, chars: str) -> list[int]:
+        """The ids of the tokens whose text holds any of `chars` (here: those characters)."""
+        return [self.ids[ch] for ch in chars if ch in self.ids]
+
     def save(self, path: Path) -> None:
         Path(path).write_text(json.dumps({"chars": self.chars}, indent=1) + "\n")
 
