@@ -23,14 +23,15 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from arithlab import distributed, rundir
+from arithlab import build, distributed, rundir
 from arithlab.batches import AnswerBatches, StreamBatches
 from arithlab.config import Config
 from arithlab.data import build_splits, describe
 from arithlab.errors import ArithlabError
 from arithlab.evaluator import evaluate
 from arithlab.formats import DECODE_SLACK, get_format
-from arithlab.model import GPT, PRESETS
+from arithlab.hf import ADAPTER_DIR
+from arithlab.model import GPT
 from arithlab.tokenizer import CharTokenizer
 
 
@@ -48,23 +49,25 @@ def pick_device(name: str) -> str:
     return "cpu"
 
 
-def resolve(cfg: Config, splits) -> Config:
-    """The config with every model dimension filled in (what config.yaml records)."""
-    if cfg.model.preset not in PRESETS:
-        raise ArithlabError(f"config key model.preset: {cfg.model.preset!r} is not one of {', '.join(PRESETS)}")
-    preset = PRESETS[cfg.model.preset]
-    model = dataclasses.replace(cfg.model, **{k: v for k, v in preset.items() if getattr(cfg.model, k) is None})
+def resolve(cfg: Config, splits, tokenizer=None) -> Config:
+    """The config with every model dimension filled in (what config.yaml records): from
+    the preset, or from the pretrained model `model.init` names."""
+    model, least = build.model_dims(cfg)
     fmt = get_format(cfg.data.format)
     # Room for the longest sample, for decoding a little past the longest answer, and for
-    # the training shifts of the positions.
-    longest = max(len("\n" + fmt.render(p)) for p in (*splits.train, *splits.validation, *splits.test))
+    # the training shifts of the positions; in tokens (characters, unless a BPE tokenizer).
+    samples = ("\n" + fmt.render(p) for p in (*splits.train, *splits.validation, *splits.test))
+    if tokenizer is None or isinstance(tokenizer, CharTokenizer):
+        longest = max(map(len, samples))
+    else:
+        longest = max(len(tokenizer.encode(s)) for s in samples)
     fitted = longest + DECODE_SLACK + cfg.train.position_offset
     if model.block_size is None:
-        model.block_size = 256 if cfg.train.objective == "stream" and fitted < 256 else fitted
+        model.block_size = max(least, 256 if cfg.train.objective == "stream" and fitted < 256 else fitted)
     elif model.block_size < fitted:
         raise ArithlabError(
             f"config key model.block_size: {model.block_size} is too small; the longest sample needs {fitted} "
-            f"({longest} characters, {DECODE_SLACK} to decode past it, {cfg.train.position_offset} of position shift)"
+            f"({longest} tokens, {DECODE_SLACK} to decode past it, {cfg.train.position_offset} of position shift)"
         )
     if model.n_embd % model.n_head:
         raise ArithlabError(f"model: n_embd {model.n_embd} is not a multiple of n_head {model.n_head}")
@@ -103,15 +106,16 @@ def train(cfg: Config, out: Path, resume: bool = False, force: bool = False, pro
 
 
 def _setup(cfg: Config, out: Path, resume: bool, device: str):
-    tokenizer = CharTokenizer()
     if resume:
         cfg = rundir.load_run_config(out)
         splits = rundir.read_splits(out)
+        tokenizer = build.run_tokenizer(cfg, out)
     else:
         splits = build_splits(cfg.data)
-        cfg = resolve(cfg, splits)
+        tokenizer = build.new_tokenizer(cfg)
+        cfg = resolve(cfg, splits, tokenizer)
         cfg.save(out / rundir.CONFIG)
-        tokenizer.save(out / rundir.VOCAB)
+        build.save_tokenizer(tokenizer, out)
         rundir.write_splits(out, splits)
         rundir.write_json(out / rundir.DATA, describe(splits, cfg.data.format, cfg.data.exclude))
         rundir.write_json(out / rundir.ENV, rundir.environment(device))
@@ -135,7 +139,11 @@ def _train(cfg: Config, out: Path, resume: bool, progress: bool, device: str) ->
     torch.manual_seed(tc.seed)
     generator = torch.Generator().manual_seed(tc.seed)
     fmt = get_format(cfg.data.format)
-    model = GPT(rundir.gpt_config(cfg, tokenizer.vocab_size)).to(device)
+    if resume and (out / rundir.CHECKPOINT).exists():  # the checkpoint brings the weights
+        model = build.run_model(cfg, tokenizer, out)
+    else:
+        model = build.new_model(cfg, tokenizer, out if main and not resume else None)
+    model = model.to(device)
     optimizer = model.optimizer(tc.lr, tc.weight_decay, (tc.beta1, tc.beta2), fused=device.startswith("cuda"))
     if tc.objective == "answer":
         batches = AnswerBatches(splits.train, fmt, tokenizer)
@@ -207,6 +215,8 @@ def _train(cfg: Config, out: Path, resume: bool, progress: bool, device: str) ->
 def _finish(cfg, out, model, tokenizer, fmt, splits, state) -> None:
     """The final weights and the test evaluation."""
     rundir.save_weights(model, out / rundir.WEIGHTS)
+    if getattr(model, "lora", False):  # the adapter alone too, as peft reads it
+        model.save_adapter(out / ADAPTER_DIR)
     summary, predictions = evaluate(
         model, tokenizer, fmt, splits.test, excluded=cfg.data.exclude, **decoding_options(cfg)
     )
