@@ -24,7 +24,10 @@ import torch.nn as nn
 from arithlab import rundir
 from arithlab.config import Config
 from arithlab.errors import ArithlabError
+from arithlab.evaluator import prompt_text
+from arithlab.formats import get_format
 from arithlab.model import GPT, adamw, next_token
+from arithlab.tasks import read_problem
 from arithlab.tokenizer import CharTokenizer
 
 HF_DIR = "hf"  # in an HF run: the checkpoint's config.json and tokenizer files
@@ -48,10 +51,8 @@ def export(run: Path, out: Path, force: bool = False) -> Path:
     tokenizer files, arithlab.json)."""
     run, out = Path(run), Path(out)
     cfg = rundir.load_run_config(run)
-    if out.exists() and any(out.iterdir()):
-        if not force:
-            raise ArithlabError(f"{out} already exists: --force replaces it")
-        shutil.rmtree(out)
+    if out.exists() and any(out.iterdir()) and not force:
+        raise ArithlabError(f"{out} already exists: --force replaces it")
     transformers = require()
     from arithlab import build
 
@@ -70,12 +71,18 @@ def export(run: Path, out: Path, force: bool = False) -> Path:
             hf_model.generation_config.eos_token_id = newline
         hf_model.generation_config.pad_token_id = newline
         hf_model.generation_config.bos_token_id = newline
-    out.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out, ignore_errors=True)  # only now: a refused export leaves it as it was
+    out.mkdir(parents=True)
     hf_model.save_pretrained(out, safe_serialization=True)
     hf_tokenizer.save_pretrained(out)
+    fmt = get_format(cfg.data.format)
+    example = next(p for p in map(read_problem, ("128+367", "12*34", "sin(0.5)")) if fmt.supports(p))
+    prompt = prompt_text(fmt, example)
     info = {
         "format": cfg.data.format,
-        "prompt": "a newline, then the format's prompt, e.g. '\\n$128+367=' (reverse) or '\\n128+367=' (plain)",
+        # What to give the model: a newline (every training sample follows one), then the
+        # format's prompt; with digit_spaces, a space between adjacent digits.
+        "example_prompt": tokenizer.hf.decode(tokenizer.encode(prompt)) if isinstance(model, HFModel) else prompt,
         "digit_spaces": cfg.model.digit_spaces,
         "run": str(run.resolve()),
     }
@@ -176,8 +183,8 @@ class HFTokenizer:
     """A pretrained model's tokenizer (BPE for GPT-2) as our trainer and evaluator use one.
 
     With `digit_spaces` every pair of adjacent digits gets a space between them before
-    encoding ("128+367=" -> "1 2 8+3 6 7="), so that each digit is a token of its own, as in
-    the study's fine-tuning of GPT-2; decoding takes those spaces out again. A space that
+    encoding ("128+367=" -> "1 2 8+3 6 7="), so that each digit is a token of its own (the
+    study's option for GPT-2); decoding takes those spaces out again. A space that
     the format itself puts between digits (the detailed scratchpad's "4 9 5") is read back
     without it too, which its parser does anyway.
     """
@@ -194,7 +201,7 @@ class HFTokenizer:
             tokenizer = transformers.AutoTokenizer.from_pretrained(path_or_name)
         except (OSError, ValueError) as err:
             raise ArithlabError(
-                f"config key model.init: hf:{path_or_name}: no tokenizer there ({_first_line(err)})"
+                f"config key model.init: hf:{path_or_name}: cannot load its tokenizer ({_first_line(err)})"
             ) from None
         return cls(tokenizer, digit_spaces)
 
@@ -250,7 +257,8 @@ def _checkpoint_config(path_or_name: str):
     try:
         config = transformers.AutoConfig.from_pretrained(path_or_name)
     except (OSError, ValueError) as err:
-        raise ArithlabError(f"config key model.init: hf:{path_or_name}: no model there ({_first_line(err)})") from None
+        where = f"config key model.init: hf:{path_or_name}"
+        raise ArithlabError(f"{where}: cannot load its config ({_first_line(err)})") from None
     if config.model_type != "gpt2":
         raise ArithlabError(
             f"config key model.init: hf:{path_or_name} is a {config.model_type} model; GPT-2 models are supported"
