@@ -184,6 +184,7 @@ def test_full_fine_tune_of_a_pretrained_gpt2(tiny_gpt2, tmp_path):
         tuned["transformer.h.0.attn.c_attn.weight"], pretrained["transformer.h.0.attn.c_attn.weight"]
     )
     assert run.ask("12+34").output == run.evaluate(["12+34"])[1][0]["output"]
+    assert main(["ask", str(run_dir), "12+34"]) == 0 and main(["eval", str(run_dir)]) == 0
     # ... and exported back: transformers loads it with the same logits.
     out = arithlab.export_hf(run, tmp_path / "export")
     theirs = GPT2LMHeadModel.from_pretrained(out).eval()
