@@ -175,6 +175,7 @@ def test_full_fine_tune_of_a_pretrained_gpt2(tiny_gpt2, tmp_path):
     assert 0 <= summary["accuracy"] <= 1 and summary["n"] == 40
     cfg = arithlab.load_run(run_dir).config
     assert (cfg.model.n_layer, cfg.model.n_embd, cfg.model.block_size) == (1, 32, 64)
+    assert cfg.model.init == f"hf:{tiny_gpt2.resolve()}"
     assert (run_dir / "hf" / "config.json").exists() and not (run_dir / "vocab.json").exists()
     # Every weight trained: none is still the pretrained one.
     pretrained = load_file(str(tiny_gpt2 / "model.safetensors"))
@@ -249,6 +250,7 @@ def test_fine_tune_starts_from_the_pretrained_run(tmp_path):
     tuned = train(cfg, tmp_path / "reverse", progress=False)
     assert 0 <= json.loads((tuned / "eval.json").read_text())["accuracy"] <= 1
     assert arithlab.load_run(tuned).ask("12+34").output  # reloads like any run
+    assert arithlab.load_run(tuned).config.model.init == f"run:{source.resolve()}"
 
 
 def test_pretrained_run_mismatch_names_the_key(tmp_path):

@@ -93,9 +93,11 @@ def model_dims(cfg: Config) -> tuple[ModelConfig, int]:
                     f"config key model.{key}: {getattr(m, key)} differs from the pretrained model's {dims[key]} "
                     f"(model.init {m.init}); leave it unset"
                 )
+        if Path(target).is_dir():  # recorded absolute, so that the run can be resumed from anywhere
+            dims["init"] = f"hf:{Path(target).resolve()}"
         return dataclasses.replace(m, bias=True, **dims), dims["block_size"]
     if scheme == "run":
-        _, source_cfg = _source_run(target)
+        source, source_cfg = _source_run(target)
         src = source_cfg.model
         for key in ("n_layer", "n_head", "n_embd"):
             if getattr(m, key) is not None and getattr(m, key) != getattr(src, key):
@@ -109,6 +111,7 @@ def model_dims(cfg: Config) -> tuple[ModelConfig, int]:
                 f"{src.block_size} (model.init {m.init})"
             )
         dims = dict(preset=src.preset, n_layer=src.n_layer, n_head=src.n_head, n_embd=src.n_embd, bias=src.bias)
+        dims["init"] = f"run:{source.resolve()}"
         dropout = src.dropout if m.dropout is None else m.dropout
         return dataclasses.replace(m, dropout=dropout, **dims), src.block_size
     if m.preset not in PRESETS:
