@@ -291,6 +291,10 @@ class HFModel(nn.Module):
             model = transformers.GPT2LMHeadModel.from_pretrained(path_or_name, config=config)
         except (OSError, ValueError) as err:
             raise ArithlabError(f"config key model.init: hf:{path_or_name}: cannot load ({_first_line(err)})") from None
+        # Trained in float32 as our models are (autocast does bf16 on CUDA), whatever the
+        # checkpoint's dtype; the run's config.json says so.
+        model = model.float()
+        model.config.dtype = "float32"
         if out is not None:
             model.config.save_pretrained(Path(out) / HF_DIR)
         return cls._adapted(model, cfg)
