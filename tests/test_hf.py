@@ -216,6 +216,12 @@ def test_lora_fine_tune_trains_only_the_adapters(tiny_gpt2, tmp_path):
         assert (ours - theirs(idx).logits).abs().max().item() < 1e-5
 
 
+def test_stream_objective_fine_tunes_a_pretrained_gpt2_too(tiny_gpt2, tmp_path):
+    run_dir = train(hf_config(tiny_gpt2, "train.objective=stream"), tmp_path / "stream", progress=False)
+    summary = json.loads((run_dir / "eval.json").read_text())
+    assert 0 <= summary["accuracy"] <= 1 and summary["tokens_seen"] > 0
+
+
 def test_hf_config_mistakes_are_one_line_errors(tiny_gpt2, tmp_path):
     with pytest.raises(ArithlabError, match="model.init: 'gpt2' is not hf:PATH_OR_NAME or run:PATH"):
         train(tiny_config("model.init=gpt2"), tmp_path / "a", progress=False)
