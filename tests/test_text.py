@@ -131,13 +131,13 @@ def test_text_mixing_needs_the_stream_objective(tmp_path):
 
 
 def test_vocabulary_grows_to_cover_the_text_and_round_trips(tmp_path):
-    tok = CharTokenizer.covering(VERSE)
+    tok = CharTokenizer().covering(VERSE)
     assert tok.chars == DEFAULT_CHARS + "\té"  # the fixed ids never move
     assert tok.decode(tok.encode(VERSE)) == VERSE
     tok.save(tmp_path / "vocab.json")
     again = CharTokenizer.load(tmp_path / "vocab.json")
     assert again.chars == tok.chars and again.encode(VERSE) == tok.encode(VERSE)
-    assert CharTokenizer.covering("plain ascii\n").chars == DEFAULT_CHARS
+    assert CharTokenizer().covering("plain ascii\n").chars == DEFAULT_CHARS
 
 
 TEXT_OVERRIDES = [

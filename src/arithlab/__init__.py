@@ -2,7 +2,7 @@
 
 __version__ = "0.1.0"
 
-from arithlab.api import Answer, Run, evaluate, load_run, train  # noqa: E402
+from arithlab.api import Answer, Run, evaluate, export_hf, load_run, train  # noqa: E402
 from arithlab.errors import ArithlabError  # noqa: E402
 
-__all__ = ["Answer", "ArithlabError", "Run", "evaluate", "load_run", "train", "__version__"]
+__all__ = ["Answer", "ArithlabError", "Run", "evaluate", "export_hf", "load_run", "train", "__version__"]

@@ -4,6 +4,7 @@ import arithlab
 run = arithlab.train("configs/quickstart.yaml", out="runs/demo")
 run.ask("128+367").parsed          # 495
 arithlab.evaluate(run, ["12+34", "999+1"])["accuracy"]
+arithlab.export_hf(run, "exports/demo")   # a transformers GPT-2 with our tokenizer
 """
 
 from __future__ import annotations
@@ -13,14 +14,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-from arithlab import rundir, trainer
+from arithlab import build, rundir, trainer
 from arithlab.config import Config, config_from_dict, load_config
 from arithlab.errors import ArithlabError
 from arithlab.evaluator import generate_answers, perplexity, score
 from arithlab.formats import get_format
-from arithlab.model import GPT
 from arithlab.tasks import Problem, read_problem
-from arithlab.tokenizer import CharTokenizer
 
 
 @dataclass
@@ -41,12 +40,9 @@ class Run:
     def __init__(self, path: Path, device: str = "auto"):
         self.path = Path(path)
         self.config = rundir.load_run_config(self.path)
-        self.tokenizer = CharTokenizer.load(self.path / rundir.VOCAB)
         self.format = get_format(self.config.data.format)
         self.device = trainer.pick_device(device)
-        self.model = GPT(rundir.gpt_config(self.config, self.tokenizer)).to(self.device)
-        rundir.load_weights(self.model, self.path / rundir.WEIGHTS)
-        self.model.eval()
+        self.model, self.tokenizer = build.load_run_model(self.path, self.config, self.device)
 
     def ask(self, question: str) -> Answer:
         problem = to_problem(question)
@@ -117,6 +113,13 @@ def train(
         config = load_config(Path(config))
     path = trainer.train(config, Path(out or Path("runs") / config.name), resume, force, progress)
     return load_run(path, config.train.device)
+
+
+def export_hf(run: Run | str | Path, out: str | Path, force: bool = False) -> Path:
+    """Write a run as a Hugging Face model folder (GPT-2 and a tokenizer); needs arithlab[hf]."""
+    from arithlab import hf
+
+    return hf.export(run.path if isinstance(run, Run) else Path(run), Path(out), force)
 
 
 def evaluate(run: Run, problems: list[Problem | str] | None = None) -> dict:

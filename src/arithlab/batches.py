@@ -20,8 +20,11 @@ IGNORE = -100
 
 class AnswerBatches:
     def __init__(self, problems: list[Problem], fmt: Format, tokenizer: CharTokenizer):
-        rows = [tokenizer.encode("\n" + fmt.render(p)) for p in problems]
-        prompt_lengths = [len(prompt_text(fmt, p)) for p in problems]
+        # Prompt and answer are encoded apart, so the prompt's tokens are exactly those the
+        # model is given at evaluation (a BPE tokenizer could merge across the boundary).
+        prompts = [tokenizer.encode(prompt_text(fmt, p)) for p in problems]
+        rows = [prompt + tokenizer.encode(fmt.render(p)[len(fmt.prompt(p)) :]) for prompt, p in zip(prompts, problems)]
+        prompt_lengths = [len(prompt) for prompt in prompts]
         self.longest = max(map(len, rows))
         self.lengths = torch.tensor([len(r) for r in rows])
         self.tokens = torch.zeros(len(rows), self.longest, dtype=torch.long)

@@ -79,6 +79,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("question", help='e.g. "128+367"')
 
     p = verbs.add_parser(
+        "export",
+        help="write a run as a Hugging Face GPT-2 model (needs arithlab[hf])",
+        formatter_class=fmt,
+        epilog="example:\n  arithlab export runs/quickstart --hf exports/quickstart\n\n"
+        "then, in Python:\n"
+        "  from transformers import AutoTokenizer, GPT2LMHeadModel\n"
+        '  tok = AutoTokenizer.from_pretrained("exports/quickstart")\n'
+        '  model = GPT2LMHeadModel.from_pretrained("exports/quickstart")\n'
+        '  ids = tok("\\n$128+367=", return_tensors="pt").input_ids\n'
+        "  print(tok.decode(model.generate(ids, max_new_tokens=8, do_sample=False)[0, ids.size(1):]))",
+    )
+    p.add_argument("run", type=Path)
+    p.add_argument("--hf", type=Path, required=True, metavar="OUT", help="folder for the Hugging Face model")
+    p.add_argument("--force", action="store_true", help="replace an existing folder")
+
+    p = verbs.add_parser(
         "data",
         help="show or write data",
         formatter_class=fmt,
@@ -244,6 +260,13 @@ def cmd_ask(args) -> None:
     print(f"answer: {answer.parsed if answer.parsed is not None else '(unparseable)'} ({verdict})")
 
 
+def cmd_export(args) -> None:
+    from arithlab.api import export_hf
+
+    out = export_hf(args.run, args.hf, args.force)
+    print(f"exported {args.run} as a Hugging Face GPT-2 model: {out}")
+
+
 def cmd_data(args) -> None:
     from arithlab.api import to_problem
     from arithlab.formats import get_format
@@ -354,6 +377,7 @@ COMMANDS = {
     "train": cmd_train,
     "eval": cmd_eval,
     "ask": cmd_ask,
+    "export": cmd_export,
     "data": cmd_data,
     "quickstart": cmd_quickstart,
     "sweep": cmd_sweep,

@@ -71,6 +71,16 @@ class ModelConfig:
     # learned (the study's) | none | abacus | coupled: the last two embed each digit's place
     # in its number and need numbers written least significant digit first (reverse_all).
     positions: str = "learned"
+    # Where the weights start: None (random), `run:PATH` (one of our runs: its model and
+    # vocabulary, then trained on this config's data) or `hf:PATH_OR_NAME` (a pretrained
+    # GPT-2 in Hugging Face form, with its own BPE tokenizer; needs arithlab[hf]).
+    init: str | None = None
+    lora_rank: int = 0  # hf: only: 0 fine-tunes every weight; r > 0 trains LoRA adapters of rank r
+    lora_alpha: float = 16.0  # LoRA's scale is lora_alpha / lora_rank
+    lora_dropout: float = 0.0
+    # hf: only: write a space between adjacent digits ("123" -> "1 2 3") before the BPE
+    # tokenizer, so every digit is its own token; generated text is read back without them.
+    digit_spaces: bool = False
 
 
 @dataclass

@@ -33,7 +33,7 @@ def prompt_text(fmt: Format, problem: Problem, reference_prompt: bool = False, p
 
 
 def _stopper(fmt: Format, tokenizer: CharTokenizer, device):
-    stop_ids = torch.tensor(tokenizer.encode(fmt.stop_chars), device=device)
+    stop_ids = torch.tensor(tokenizer.ids_containing(fmt.stop_chars), dtype=torch.long, device=device)
     done: dict[int, bool] = {}
 
     def finished(new: torch.Tensor) -> torch.Tensor:

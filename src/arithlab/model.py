@@ -230,13 +230,7 @@ class GPT(nn.Module):
         return self.lm_head(self.transformer.ln_f(x))
 
     def optimizer(self, lr: float, weight_decay: float, betas: tuple[float, float], fused: bool = False):
-        """AdamW, with weight decay on matrices only (not biases, norms)."""
-        params = [p for p in self.parameters() if p.requires_grad]
-        groups = [
-            {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
-            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-        ]
-        return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=fused or None)
+        return adamw(self, lr, weight_decay, betas, fused)
 
     @torch.no_grad()
     def generate(
@@ -266,16 +260,34 @@ class GPT(nn.Module):
         step_input = idx
         for _ in range(max_new_tokens):
             logits = self(step_input, cache)[:, -1, :] if use_cache else self(torch.cat([idx, new], 1))[:, -1, :]
-            if temperature > 0:
-                logits = logits / temperature
-                if top_k:
-                    kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, -1:]
-                    logits = logits.masked_fill(logits < kth, float("-inf"))
-                next_id = torch.multinomial(torch.softmax(logits, -1), 1, generator=generator)
-            else:
-                next_id = logits.argmax(-1, keepdim=True)
+            next_id = next_token(logits, temperature, top_k, generator)
             new = torch.cat([new, next_id], 1)
             step_input = next_id
             if finished is not None and bool(finished(new).all()):
                 break
         return new
+
+
+def adamw(model: nn.Module, lr: float, weight_decay: float, betas: tuple[float, float], fused: bool = False):
+    """AdamW on the trainable parameters, with weight decay on matrices only (not biases,
+    norms)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=fused or None)
+
+
+def next_token(
+    logits: torch.Tensor, temperature: float, top_k: int | None, generator: torch.Generator | None
+) -> torch.Tensor:
+    """(B, 1) next ids from last-position logits (B, V): argmax where `temperature` is 0,
+    else sampled from the top k."""
+    if temperature <= 0:
+        return logits.argmax(-1, keepdim=True)
+    logits = logits / temperature
+    if top_k:
+        kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    return torch.multinomial(torch.softmax(logits, -1), 1, generator=generator)

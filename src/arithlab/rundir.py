@@ -10,6 +10,8 @@ import os
 import platform
 import shutil
 import subprocess
+import sys
+from importlib import metadata
 from pathlib import Path
 
 import torch
@@ -131,9 +133,17 @@ def environment(device: str) -> dict:
         commit = None
     from arithlab import __version__
 
+    extras = {}
+    if "transformers" in sys.modules:  # a run with a Hugging Face model: its libraries too
+        for name in ("transformers", "tokenizers", "peft"):
+            try:
+                extras[name] = metadata.version(name)
+            except metadata.PackageNotFoundError:
+                pass
     return {
         "arithlab": __version__,
         "torch": torch.__version__,
+        **extras,
         "python": platform.python_version(),
         "platform": platform.platform(),
         "device": device,

@@ -24,11 +24,10 @@ class CharTokenizer:
         self.chars = chars
         self.ids = {ch: i for i, ch in enumerate(chars)}
 
-    @classmethod
-    def covering(cls, text: str) -> CharTokenizer:
-        """The fixed vocabulary, plus every other character of `text` (in code point order)."""
-        known = set(DEFAULT_CHARS)
-        return cls(DEFAULT_CHARS + "".join(sorted(set(text) - known)))
+    def covering(self, text: str) -> CharTokenizer:
+        """This vocabulary, plus every other character of `text` (in code point order):
+        the ids of the characters it had stay the same."""
+        return CharTokenizer(self.chars + "".join(sorted(set(text) - set(self.chars))))
 
     @property
     def vocab_size(self) -> int:
@@ -45,6 +44,10 @@ class CharTokenizer:
 
     def decode(self, ids) -> str:
         return "".join(self.chars[i] for i in ids)
+
+    def ids_containing(self, chars: str) -> list[int]:
+        """The ids of the tokens whose text holds any of `chars` (here: those characters)."""
+        return [self.ids[ch] for ch in chars if ch in self.ids]
 
     def save(self, path: Path) -> None:
         Path(path).write_text(json.dumps({"chars": self.chars}, indent=1) + "\n", encoding="utf-8")

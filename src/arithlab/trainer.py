@@ -23,7 +23,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from arithlab import distributed, rundir
+from arithlab import build, distributed, rundir
 from arithlab.batches import AnswerBatches, StreamBatches
 from arithlab.config import Config
 from arithlab.data import (
@@ -39,7 +39,8 @@ from arithlab.data import (
 from arithlab.errors import ArithlabError
 from arithlab.evaluator import check_fewshot_fits, evaluate, fewshot, perplexity
 from arithlab.formats import DECODE_SLACK, get_format
-from arithlab.model import GPT, PRESETS
+from arithlab.hf import ADAPTER_DIR
+from arithlab.model import GPT
 from arithlab.tokenizer import CharTokenizer
 
 
@@ -57,12 +58,10 @@ def pick_device(name: str) -> str:
     return "cpu"
 
 
-def resolve(cfg: Config, splits) -> Config:
-    """The config with every model dimension filled in (what config.yaml records)."""
-    if cfg.model.preset not in PRESETS:
-        raise ArithlabError(f"config key model.preset: {cfg.model.preset!r} is not one of {', '.join(PRESETS)}")
-    preset = PRESETS[cfg.model.preset]
-    model = dataclasses.replace(cfg.model, **{k: v for k, v in preset.items() if getattr(cfg.model, k) is None})
+def resolve(cfg: Config, splits, tokenizer=None) -> Config:
+    """The config with every model dimension filled in (what config.yaml records): from
+    the preset, or from the pretrained model `model.init` names."""
+    model, least = build.model_dims(cfg)
     for key in ("text_file", "mix_formats"):
         if getattr(cfg.data, key) and cfg.train.objective != "stream":
             raise ArithlabError(
@@ -71,19 +70,22 @@ def resolve(cfg: Config, splits) -> Config:
     if cfg.data.text_blocks < 1:
         raise ArithlabError(f"config key data.text_blocks: {cfg.data.text_blocks} must be at least 1")
     fmt = get_format(cfg.data.format)
-    # Room for the longest sample, for decoding a little past the longest answer, and for
-    # the training shifts of the positions.
-    problems = (*splits.train, *splits.validation, *splits.test)
-    longest = max(len("\n" + fmt.render(p)) for p in problems)
-    mixed = [get_format(name) for name in cfg.data.mix_formats]
-    longest = max([longest] + [len("\n" + other.render(p)) for other in mixed for p in splits.train])
+    # Room for the longest sample (in any format mixed in), for decoding a little past the
+    # longest answer, and for the training shifts of the positions; in tokens (characters,
+    # unless a BPE tokenizer).
+    samples = ["\n" + fmt.render(p) for p in (*splits.train, *splits.validation, *splits.test)]
+    samples += ["\n" + get_format(name).render(p) for name in cfg.data.mix_formats for p in splits.train]
+    if tokenizer is None or isinstance(tokenizer, CharTokenizer):
+        longest = max(map(len, samples))
+    else:
+        longest = max(len(tokenizer.encode(s)) for s in samples)
     fitted = longest + DECODE_SLACK + cfg.train.position_offset
     if model.block_size is None:
-        model.block_size = 256 if cfg.train.objective == "stream" and fitted < 256 else fitted
+        model.block_size = max(least, 256 if cfg.train.objective == "stream" and fitted < 256 else fitted)
     elif model.block_size < fitted:
         raise ArithlabError(
             f"config key model.block_size: {model.block_size} is too small; the longest sample needs {fitted} "
-            f"({longest} characters, {DECODE_SLACK} to decode past it, {cfg.train.position_offset} of position shift)"
+            f"({longest} tokens, {DECODE_SLACK} to decode past it, {cfg.train.position_offset} of position shift)"
         )
     if model.positions in ("abacus", "coupled") and cfg.data.format != "reverse_all":
         raise ArithlabError(
@@ -130,7 +132,7 @@ def _setup(cfg: Config, out: Path, resume: bool, device: str):
     if resume:
         cfg = rundir.load_run_config(out)
         splits = rundir.read_splits(out)
-        tokenizer = CharTokenizer.load(out / rundir.VOCAB)
+        tokenizer = build.run_tokenizer(cfg, out)
         text = read_text(cfg.data) if cfg.data.text_file else None
         if text is not None:
             recorded = rundir.read_json(out / rundir.DATA).get("text", {}).get("sha256")
@@ -138,15 +140,16 @@ def _setup(cfg: Config, out: Path, resume: bool, device: str):
                 raise ArithlabError(f"{text.path}: text file changed since run {out} started; cannot resume")
     else:
         splits = build_splits(cfg.data)
-        cfg = resolve(cfg, splits)
         text = read_text(cfg.data) if cfg.data.text_file else None
+        tokenizer = build.new_tokenizer(cfg)
+        if text is not None and isinstance(tokenizer, CharTokenizer):
+            tokenizer = tokenizer.covering(text.whole)  # grows to cover the text, held-out part included
+        cfg = resolve(cfg, splits, tokenizer)
         if cfg.eval.shots > 0:  # a few-shot evaluation that cannot run is an error now, not after training
             fmt, sets, problems = _fewshot_plan(cfg, splits, text.heldout if text else None)
             check_fewshot_fits(fmt, sets, problems, cfg.model.block_size, cfg.eval.reference_prompt)
-        # The vocabulary grows to cover the text, held-out part included.
-        tokenizer = CharTokenizer.covering(text.whole) if text else CharTokenizer()
         cfg.save(out / rundir.CONFIG)
-        tokenizer.save(out / rundir.VOCAB)
+        build.save_tokenizer(tokenizer, out)
         rundir.write_splits(out, splits)
         info = describe(splits, cfg.data.format, cfg.data.exclude)
         if text is not None:
@@ -175,7 +178,11 @@ def _train(cfg: Config, out: Path, resume: bool, progress: bool, device: str) ->
     torch.manual_seed(tc.seed)
     generator = torch.Generator().manual_seed(tc.seed)
     fmt = get_format(cfg.data.format)
-    model = GPT(rundir.gpt_config(cfg, tokenizer)).to(device)
+    if resume and (out / rundir.CHECKPOINT).exists():  # the checkpoint brings the weights
+        model = build.run_model(cfg, tokenizer, out)
+    else:
+        model = build.new_model(cfg, tokenizer, out if main and not resume else None)
+    model = model.to(device)
     optimizer = model.optimizer(tc.lr, tc.weight_decay, (tc.beta1, tc.beta2), fused=device.startswith("cuda"))
     if tc.objective == "answer":
         batches = AnswerBatches(splits.train, fmt, tokenizer)
@@ -248,6 +255,8 @@ def _train(cfg: Config, out: Path, resume: bool, progress: bool, device: str) ->
 def _finish(cfg, out, model, tokenizer, fmt, splits, state, text: Text | None = None) -> None:
     """The final weights and the test evaluation."""
     rundir.save_weights(model, out / rundir.WEIGHTS)
+    if getattr(model, "lora", False):  # the adapter alone too, as peft reads it
+        model.save_adapter(out / ADAPTER_DIR)
     summary, predictions = evaluate(
         model, tokenizer, fmt, splits.test, excluded=cfg.data.exclude, **decoding_options(cfg)
     )

@@ -1,0 +1,195 @@
+"""A run's model and tokenizer, by where its weights start (`model.init`).
+
+- none: our GPT, randomly initialized, with the character vocabulary;
+- `run:PATH`: our GPT with the weights (and vocabulary) of one of our runs, then trained
+  on this run's data: pretrain on one format (or text), fine-tune on another;
+- `hf:PATH_OR_NAME`: a pretrained GPT-2 in Hugging Face form, with its own BPE tokenizer,
+  fine-tuned whole or through LoRA adapters (hf.py).
+
+The trainer and the evaluator see one interface whichever it is: a model with
+forward(idx, cache, offsets) -> logits, generate(...), optimizer(...) and
+config.block_size, and a tokenizer with encode, decode, ids_containing and save.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+
+from arithlab import rundir
+from arithlab.config import Config, ModelConfig
+from arithlab.errors import ArithlabError
+from arithlab.model import GPT, PRESETS
+from arithlab.tokenizer import CharTokenizer
+
+SCHEMES = ("hf", "run")
+
+
+def init_of(cfg: Config) -> tuple[str, str]:
+    """("", "") for a random start, else (scheme, target) of `model.init`."""
+    init = cfg.model.init
+    if not init:
+        return "", ""
+    scheme, sep, target = init.partition(":")
+    if not sep or scheme not in SCHEMES or not target:
+        raise ArithlabError(f"config key model.init: {init!r} is not hf:PATH_OR_NAME or run:PATH")
+    return scheme, target
+
+
+def _check_options(cfg: Config, scheme: str) -> None:
+    m = cfg.model
+    if m.lora_rank < 0:
+        raise ArithlabError(f"config key model.lora_rank: {m.lora_rank} is negative (0: fine-tune every weight)")
+    if scheme != "hf":
+        if m.lora_rank:
+            raise ArithlabError(f"config key model.lora_rank: {m.lora_rank} needs model.init: hf:PATH_OR_NAME")
+        if m.digit_spaces:
+            raise ArithlabError("config key model.digit_spaces: true needs model.init: hf:PATH_OR_NAME")
+
+
+def _source_run(target: str) -> tuple[Path, Config]:
+    source = Path(target)
+    if not (source / rundir.CONFIG).exists():
+        raise ArithlabError(f"config key model.init: run:{target}: not a run directory (no {rundir.CONFIG})")
+    source_cfg = rundir.load_run_config(source)
+    if init_of(source_cfg)[0] == "hf":
+        raise ArithlabError(
+            f"config key model.init: run:{target} is a fine-tuned Hugging Face run; export it "
+            "(arithlab export RUN --hf DIR) and start from hf:DIR"
+        )
+    return source, source_cfg
+
+
+# --- a new run --------------------------------------------------------------------
+
+
+def new_tokenizer(cfg: Config):
+    scheme, target = init_of(cfg)
+    _check_options(cfg, scheme)
+    if scheme == "hf":
+        from arithlab.hf import HFTokenizer
+
+        return HFTokenizer.load(target, cfg.model.digit_spaces)
+    if scheme == "run":
+        source, _ = _source_run(target)
+        return CharTokenizer.load(source / rundir.VOCAB)
+    return CharTokenizer()
+
+
+def model_dims(cfg: Config) -> tuple[ModelConfig, int]:
+    """The model section with every dimension but perhaps block_size filled in, and the
+    least block_size the start allows (a pretrained model's own)."""
+    scheme, target = init_of(cfg)
+    m = cfg.model
+    if scheme == "hf":
+        from arithlab.hf import checkpoint_dims
+
+        dims = checkpoint_dims(target, m.dropout)
+        for key in ("n_layer", "n_head", "n_embd", "block_size"):
+            if getattr(m, key) is not None and getattr(m, key) != dims[key]:
+                raise ArithlabError(
+                    f"config key model.{key}: {getattr(m, key)} differs from the pretrained model's {dims[key]} "
+                    f"(model.init {m.init}); leave it unset"
+                )
+        if Path(target).is_dir():  # recorded absolute, so that the run can be resumed from anywhere
+            dims["init"] = f"hf:{Path(target).resolve()}"
+        return dataclasses.replace(m, bias=True, **dims), dims["block_size"]
+    if scheme == "run":
+        source, source_cfg = _source_run(target)
+        src = source_cfg.model
+        for key in ("n_layer", "n_head", "n_embd"):
+            if getattr(m, key) is not None and getattr(m, key) != getattr(src, key):
+                raise ArithlabError(
+                    f"config key model.{key}: {getattr(m, key)} does not match the pretrained run's "
+                    f"{getattr(src, key)} (model.init {m.init}); leave it unset"
+                )
+        if m.block_size is not None and m.block_size < src.block_size:
+            raise ArithlabError(
+                f"config key model.block_size: {m.block_size} is smaller than the pretrained run's "
+                f"{src.block_size} (model.init {m.init})"
+            )
+        dims = dict(preset=src.preset, n_layer=src.n_layer, n_head=src.n_head, n_embd=src.n_embd, bias=src.bias)
+        dims["init"] = f"run:{source.resolve()}"
+        dropout = src.dropout if m.dropout is None else m.dropout
+        return dataclasses.replace(m, dropout=dropout, **dims), src.block_size
+    if m.preset not in PRESETS:
+        raise ArithlabError(f"config key model.preset: {m.preset!r} is not one of {', '.join(PRESETS)}")
+    preset = PRESETS[m.preset]
+    return dataclasses.replace(m, **{k: v for k, v in preset.items() if getattr(m, k) is None}), 0
+
+
+def save_tokenizer(tokenizer, out: Path) -> None:
+    """vocab.json, or a pretrained model's tokenizer files under hf/."""
+    tokenizer.save(out / rundir.VOCAB if isinstance(tokenizer, CharTokenizer) else out)
+
+
+def new_model(cfg: Config, tokenizer, out: Path | None = None):
+    """The (resolved) config's model with its starting weights; a Hugging Face start
+    writes its architecture into run directory `out` (if given)."""
+    scheme, target = init_of(cfg)
+    if scheme == "hf":
+        from arithlab.hf import HFModel
+
+        return HFModel.pretrained(target, cfg, out)
+    model = GPT(rundir.gpt_config(cfg, tokenizer))
+    if scheme == "run":
+        load_pretrained_run(model, Path(target))
+    return model
+
+
+def load_pretrained_run(model: GPT, source: Path) -> None:
+    """Copy run `source`'s weights into `model`: names and shapes must match, except that
+    a longer position table keeps the source's rows and starts the rest fresh."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = source / rundir.WEIGHTS
+    try:
+        tensors = load_file(str(path))
+    except (OSError, SafetensorError) as err:
+        raise ArithlabError(f"config key model.init: run:{source}: unreadable weights {path} ({err})") from None
+    own = model.state_dict()
+    where = f"config key model.init: run:{source}"
+    for name, tensor in tensors.items():
+        if name not in own:
+            raise ArithlabError(f"{where}: its weight {name} has no place in this model")
+        mine = own[name]
+        grows = name == "transformer.wpe.weight" and tensor.size(0) < mine.size(0) and tensor.size(1) == mine.size(1)
+        if tensor.shape != mine.shape and not grows:
+            raise ArithlabError(f"{where}: weight {name} is {tuple(tensor.shape)}, this model's {tuple(mine.shape)}")
+        with torch.no_grad():
+            mine[: tensor.size(0)].copy_(tensor)
+    tied = {"lm_head.weight", "transformer.wte.weight"}
+    missing = sorted(n for n in own if n not in tensors and not (n in tied and tied & tensors.keys()))
+    if missing:
+        raise ArithlabError(f"{where}: no weight {missing[0]} in {path}")
+
+
+# --- an existing run --------------------------------------------------------------
+
+
+def run_tokenizer(cfg: Config, run: Path):
+    if init_of(cfg)[0] == "hf":
+        from arithlab.hf import HFTokenizer
+
+        return HFTokenizer.load_run(run, cfg.model.digit_spaces)
+    return CharTokenizer.load(run / rundir.VOCAB)
+
+
+def run_model(cfg: Config, tokenizer, run: Path):
+    """The architecture of run `run`'s model (weights: load them after)."""
+    if init_of(cfg)[0] == "hf":
+        from arithlab.hf import HFModel
+
+        return HFModel.from_run(run, cfg)
+    return GPT(rundir.gpt_config(cfg, tokenizer))
+
+
+def load_run_model(run: Path, cfg: Config, device: str):
+    """(model with its trained weights, in eval mode; tokenizer) of run `run`."""
+    tokenizer = run_tokenizer(cfg, run)
+    model = run_model(cfg, tokenizer, run).to(device)
+    rundir.load_weights(model, run / rundir.WEIGHTS)
+    return model.eval(), tokenizer
