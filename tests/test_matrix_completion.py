@@ -61,3 +61,17 @@ def test_both_methods_are_measured_on_the_same_revealed_entries():
     # All 64 entries revealed: both methods complete it; 10 cannot connect 16 rows and columns.
     assert curve["rectangle_rule"] == [0.0, 1.0] and curve["nuclear_norm"][1] == 1.0
     assert curve["nuclear_norm"][0] == 0.0
+
+
+def test_completion_command_measures_then_redraws_stored_curves(tmp_path):
+    import json
+
+    from arithlab.cli import main
+
+    main(["completion", "--n", "6", "--trials", "2", "--rule-only", "--out", str(tmp_path / "a")])
+    stored = json.loads((tmp_path / "a" / "completion.json").read_text())["curves"]
+    assert stored[0]["n"] == 6 and stored[0]["revealed"] == [3, 6, 9, 12, 18, 24] and "nuclear_norm" not in stored[0]
+    assert stored[0]["rectangle_rule"][-1] == 1.0  # seed 0: both reveals of 24 of 36 entries connect the 6 x 6 table
+    main(["completion", "--curves", str(tmp_path / "a" / "completion.json"), "--out", str(tmp_path / "b")])
+    assert json.loads((tmp_path / "b" / "completion.json").read_text())["curves"] == stored
+    assert (tmp_path / "b" / "completion_n6.png").read_bytes()[:4] == b"\x89PNG"

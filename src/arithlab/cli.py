@@ -167,7 +167,8 @@ def _parser() -> argparse.ArgumentParser:
         help="matrix completion of the addition table, against the transformer",
         formatter_class=fmt,
         epilog="examples:\n  arithlab completion --n 20 50 100 --trials 20 --out runs/completion\n"
-        "  arithlab completion --n 100 --sweep runs/completion_2digit --out runs/completion",
+        "  arithlab completion --curves runs/completion/completion.json --sweep runs/completion_2digit "
+        "--out runs/completion",
     )
     p.add_argument("--n", type=int, nargs="+", default=[20, 50, 100], help="table sizes")
     p.add_argument("--trials", type=int, default=20, help="random reveals a point")
@@ -175,6 +176,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("runs/completion"), help="folder for completion.json and PNGs")
     p.add_argument("--rule-only", action="store_true", help="skip nuclear-norm minimization (needs cvxpy)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--curves", type=Path, help="draw the curves of this completion.json instead of measuring")
 
     p = verbs.add_parser(
         "bench",
@@ -349,10 +351,13 @@ def cmd_completion(args) -> None:
     if min(args.n) < 2 or args.trials < 1:
         raise ArithlabError(f"--n {args.n} --trials {args.trials}: sizes must be at least 2, trials at least 1")
     rows = collect(args.sweep)[1] if args.sweep else []
-    curves = []
-    for n in args.n:
-        curves.append(completion_curve(n, default_counts(n), args.trials, args.seed, nuclear=not args.rule_only))
-        print(json.dumps(curves[-1]))
+    if args.curves:  # e.g. to add a sweep's transformer curve to curves measured before
+        curves = rundir.read_json(args.curves)["curves"]
+    else:
+        curves = []
+        for n in args.n:
+            curves.append(completion_curve(n, default_counts(n), args.trials, args.seed, nuclear=not args.rule_only))
+            print(json.dumps(curves[-1]))
     args.out.mkdir(parents=True, exist_ok=True)
     rundir.write_json(args.out / "completion.json", {"curves": curves})
     for name, title in completion_figure(curves, args.out, rows):
