@@ -13,7 +13,7 @@ from conftest import TINY_OVERRIDES
 
 from arithlab.errors import ArithlabError
 from arithlab.experiments import describe_points, load_sweep, run_sweep
-from arithlab.plots import report
+from arithlab.plots import group_of, report
 
 TINY = {key: value for key, value in (o.split("=", 1) for o in TINY_OVERRIDES)}
 
@@ -60,6 +60,17 @@ def test_points_are_the_product_of_axes_and_linked_settings(tmp_path):
     ]
     assert len({p.name for p in points}) == 4
     assert len(describe_points(_sweep_file(tmp_path))) == 4
+
+
+def test_figure_lines_follow_linked_groups_that_share_a_format(tmp_path):
+    linked = [
+        {"name": "reverse_scratch", "data.format": "reverse", "model.init": None},
+        {"name": "reverse_after_plain", "data.format": "reverse", "model.init": "run:runs/pretrain"},
+    ]
+    _, points = load_sweep(_sweep_file(tmp_path, linked=linked))
+    lines = {group_of(p.settings) for p in points}
+    assert lines == {"reverse_scratch", "reverse_after_plain"}
+    assert group_of({"data.format": "plain"}) == "plain"
 
 
 def test_bad_sweep_key_or_value_names_the_point(tmp_path):

@@ -72,6 +72,13 @@ def _mean_spread(values: list[float]) -> tuple[float, float]:
     return statistics.mean(values), statistics.pstdev(values) if len(values) > 1 else 0.0
 
 
+def group_of(row: dict) -> str:
+    """The line a run belongs to in the figures: its linked group's name where it has one
+    (groups can share a format, e.g. reverse from scratch and reverse after pretraining),
+    else its format."""
+    return str(row.get("name") or row.get("data.format", "all"))
+
+
 def _figures(folder: Path, rows: list[dict]) -> list[tuple[str, str]]:
     import matplotlib
 
@@ -80,9 +87,6 @@ def _figures(folder: Path, rows: list[dict]) -> list[tuple[str, str]]:
 
     done = [r for r in rows if r["status"] == "done"]
     figures = []
-
-    def group_of(row) -> str:
-        return str(row.get("data.format", "all"))
 
     if done and "data.n_train" in done[0]:
         fig, ax = plt.subplots(figsize=(6, 4))
@@ -93,8 +97,11 @@ def _figures(folder: Path, rows: list[dict]) -> list[tuple[str, str]]:
             sizes = sorted(points)
             means, spreads = zip(*(_mean_spread(points[n]) for n in sizes))
             ax.errorbar(sizes, means, yerr=spreads, marker="o", capsize=3, label=group)
+        all_sizes = sorted({n for points in by_group.values() for n in points})
+        ax.set_xscale("log")
+        ax.set_xticks(all_sizes, [f"{n:,}" for n in all_sizes], rotation=45)
+        ax.minorticks_off()  # the log axis' own minor labels collide with the sizes'
         ax.set(
-            xscale="log",
             xlabel="training samples",
             ylabel="test accuracy (%)",
             ylim=(-2, 102),
