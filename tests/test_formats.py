@@ -29,6 +29,7 @@ ADDITION_SAMPLES = {
     "plain": ("128+367=495\n", "128+367="),
     "reverse": ("$128+367=594$\n", "$128+367="),
     "reverse_all": ("$821+763=594$\n", "$821+763="),
+    "reverse_pad": ("$8210+7630=5940$\n", "$8210+7630="),
     "simplified": (
         "Input:\n128+367\nTarget:\nA->5 , C->1\nA->9 , C->0\nA->4 , C->0.\n495\n",
         "Input:\n128+367\nTarget:\n",
@@ -59,6 +60,10 @@ PLAIN_REVERSE_OTHER_OPS = [
     ("reverse_all", Problem("-", 128, 367), "$821-763=932-$\n"),
     ("reverse_all", Problem("*", 12, 340), "$21*043=0804$\n"),
     ("reverse_all", Problem("+", 5, 123456), "$5+654321=164321$\n"),
+    # Operands and sum zero-padded to one digit more than the longer operand.
+    ("reverse_pad", Problem("+", 5, 123456), "$5000000+6543210=1643210$\n"),
+    ("reverse_pad", Problem("+", 999, 1), "$9990+1000=0001$\n"),
+    ("reverse_pad", Problem("+", 0, 0), "$00+00=00$\n"),
 ]
 
 # Subtraction and multiplication scratchpads, and the edge cases of FORMATS.md.
@@ -150,7 +155,7 @@ def _split(fmt, problem: Problem) -> tuple[str, str]:
 
 def _completion_point(fmt_name: str, answer_text: str) -> int:
     """Characters of the answer text that must be generated before the answer is complete."""
-    if fmt_name in ("reverse", "reverse_all"):
+    if fmt_name in ("reverse", "reverse_all", "reverse_pad"):
         return answer_text.index("$") + 1  # the closing `$` ends the answer
     return len(answer_text)  # the `\n` that ends the answer line
 
@@ -264,7 +269,7 @@ def test_answer_is_complete_exactly_when_its_answer_line_is_finished(problem, tr
         stop = _completion_point(fmt.name, answer)
         assert not fmt.is_complete("")
         assert fmt.parse("") is None
-        if fmt.name not in ("reverse", "reverse_all"):
+        if fmt.name not in ("reverse", "reverse_all", "reverse_pad"):
             assert not fmt.is_complete(answer[:-1]), (fmt.name, answer)
         for k in range(len(answer) + 1):
             prefix = answer[:k]

@@ -52,6 +52,8 @@ class Format:
     operations: tuple[str, ...] = ("+", "-", "*")
     # Decoding asks `is_complete` only after one of these characters: cheap stopping.
     stop_chars = "\n"
+    # Operands written least significant digit first: what abacus and coupled places need.
+    digits_from_least = False
 
     def prompt(self, problem: Problem) -> str:
         raise NotImplementedError
@@ -171,10 +173,33 @@ class ReverseAll(Reverse):
 
     name = "reverse_all"
     operations = ("+", "-", "*")
+    digits_from_least = True
 
     def prompt(self, problem: Problem) -> str:
         a, b = (str(n)[::-1] for n in problem.operands)
         return f"${a}{problem.op}{b}="
+
+
+class ReversePadded(ReverseAll):
+    """`$8210+7630=5940$\n`: reverse_all with both operands and the sum zero-padded to one
+    digit more than the longer operand, so that the numbers of a sample have one length and
+    the answer ends after exactly as many digits as each operand has: ending it is no longer
+    a matter of how long training answers were (the position-coupling paper's format)."""
+
+    name = "reverse_pad"
+    operations = ("+",)
+
+    @staticmethod
+    def _width(problem: Problem) -> int:
+        return max(len(str(n)) for n in problem.operands) + 1
+
+    def prompt(self, problem: Problem) -> str:
+        a, b = (str(n).zfill(self._width(problem))[::-1] for n in problem.operands)
+        return f"${a}{problem.op}{b}="
+
+    def render(self, problem: Problem) -> str:
+        self.check(problem)
+        return f"{self.prompt(problem)}{str(problem.answer).zfill(self._width(problem))[::-1]}$\n"
 
 
 def _digit_list(digits: list[int]) -> str:
@@ -431,6 +456,7 @@ FORMATS: dict[str, Format] = {
         Plain(),
         Reverse(),
         ReverseAll(),
+        ReversePadded(),
         Simplified(),
         Simplified("simplified_random_a", random_a=True),
         Simplified("simplified_random_c", random_c=True),

@@ -87,10 +87,10 @@ def resolve(cfg: Config, splits, tokenizer=None) -> Config:
             f"config key model.block_size: {model.block_size} is too small; the longest sample needs {fitted} "
             f"({longest} tokens, {DECODE_SLACK} to decode past it, {cfg.train.position_offset} of position shift)"
         )
-    if model.positions in ("abacus", "coupled") and cfg.data.format != "reverse_all":
+    if model.positions in ("abacus", "coupled") and not fmt.digits_from_least:
         raise ArithlabError(
             f"config key model.positions: {model.positions} places digits from the least significant one and "
-            f"needs data.format reverse_all, not {cfg.data.format}"
+            f"needs data.format reverse_all or reverse_pad, not {cfg.data.format}"
         )
     if model.n_embd % model.n_head:
         raise ArithlabError(f"model: n_embd {model.n_embd} is not a multiple of n_head {model.n_head}")
