@@ -8,12 +8,14 @@ from conftest import tiny_config
 
 from arithlab.api import load_run
 from arithlab.errors import ArithlabError
-from arithlab.model import GPT, POSITIONS, GPTConfig, KVCache, digit_places
+from arithlab.model import GPT, POSITIONS, GPTConfig, KVCache, digit_places, sinusoidal_places
 from arithlab.rundir import gpt_config
 from arithlab.tokenizer import CharTokenizer
 from arithlab.trainer import train
 
 TOKENIZER = CharTokenizer()
+# Every position encoding, and the digit places embedded by sinusoids instead of a table.
+ENCODINGS = [*POSITIONS, "coupled:sinusoidal"]
 
 
 def _config(positions: str, **kw) -> GPTConfig:
@@ -23,9 +25,10 @@ def _config(positions: str, **kw) -> GPTConfig:
     return GPTConfig(**fields)
 
 
-def _model(positions: str) -> GPT:
+def _model(encoding: str) -> GPT:
+    positions, _, table = encoding.partition(":")
     torch.manual_seed(0)
-    return GPT(_config(positions)).eval()
+    return GPT(_config(positions, place_table=table or "learned")).eval()
 
 
 def _places(text: str, positions: str) -> list[int]:
@@ -69,9 +72,9 @@ def _arithmetic_like_prompts(rows: int, length: int) -> torch.Tensor:
     return alphabet[choice]
 
 
-@pytest.mark.parametrize("positions", POSITIONS)
-def test_kv_cache_decoding_equals_full_recomputation(positions):
-    model = _model(positions)
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_kv_cache_decoding_equals_full_recomputation(encoding):
+    model = _model(encoding)
     prompts = _arithmetic_like_prompts(6, 11)
     cached = model.generate(prompts, 40, use_cache=True)
     assert torch.equal(cached, model.generate(prompts, 40, use_cache=False))
@@ -85,6 +88,24 @@ def test_none_has_no_position_embedding_and_abacus_one_per_place():
     assert _model("none").transformer.wpe is None
     assert _model("abacus").transformer.wpe.num_embeddings == 65  # places 1..64 and "no place" 0
     assert _model("learned").transformer.wpe.num_embeddings == 64
+    assert _model("coupled:sinusoidal").transformer.wpe is None
+
+
+def test_sinusoidal_place_codes_step_by_one_rotation_at_every_place():
+    codes = sinusoidal_places(40, 8)
+    assert torch.equal(codes[0], torch.zeros(8))  # not a digit: no place
+    # Per frequency, (sin, cos) of place p + 1 is (sin, cos) of p turned by the same angle,
+    # whatever p: "one place lower" is one linear map at every place.
+    pairs = codes[1:].view(39, 4, 2)
+    angle = torch.atan2(pairs[1:, :, 0], pairs[1:, :, 1]) - torch.atan2(pairs[:-1, :, 0], pairs[:-1, :, 1])
+    turn = torch.remainder(angle, 2 * torch.pi)
+    assert torch.allclose(turn, turn[0].expand_as(turn), atol=1e-4)
+    assert torch.allclose(pairs.norm(dim=2), torch.full((39, 4), 0.02 * 2**0.5), atol=1e-6)
+
+
+def test_place_table_is_for_digit_places_only(tmp_path):
+    with pytest.raises(ArithlabError, match="model.place_table: sinusoidal is for abacus or coupled places"):
+        train(tiny_config("model.place_table=sinusoidal"), tmp_path / "run", progress=False)
 
 
 def test_shifts_move_digit_places_only():
@@ -96,10 +117,12 @@ def test_shifts_move_digit_places_only():
     assert not torch.allclose(model(digits), model(digits, offsets=shift))
 
 
-@pytest.mark.parametrize("positions", POSITIONS)
-def test_every_encoding_trains_saves_and_reloads(positions, tmp_path):
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_every_encoding_trains_saves_and_reloads(encoding, tmp_path):
+    positions, _, table = encoding.partition(":")
     cfg = tiny_config(
         f"model.positions={positions}",
+        f"model.place_table={table or 'learned'}",
         "data.format=reverse_all",
         "train.max_iters=30",
         "train.eval_interval=15",
@@ -107,7 +130,7 @@ def test_every_encoding_trains_saves_and_reloads(positions, tmp_path):
     )
     out = train(cfg, tmp_path / positions, progress=False)
     run = load_run(out)
-    assert run.config.model.positions == positions
+    assert (run.config.model.positions, run.config.model.place_table) == (positions, table or "learned")
     x = torch.tensor([TOKENIZER.encode("\n$21+43=")])
     assert torch.equal(run.model(x), load_run(out).model(x))
     losses = [json.loads(line)["loss"] for line in (out / "metrics.jsonl").read_text().splitlines()]

@@ -14,6 +14,11 @@ Positions (`positions`):
 - `coupled`: abacus places, with everything from `=` on shifted by one place, so that the
   character from which the model writes the answer's i-th digit carries place i, the same
   as the operands' i-th digits it needs (position coupling, Cho et al. 2024).
+
+Places are embedded by a learned table, or (`place_table: sinusoidal`) by fixed sinusoids
+of the place, in which the code of place p - 1 is the same rotation of the code of p for
+every p: attention that learns "the digit one place below" then works at places and
+distances that never occurred together in training.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ class GPTConfig:
     dropout: float = 0.0
     bias: bool = True
     positions: str = "learned"  # learned | none | abacus | coupled
+    place_table: str = "learned"  # abacus / coupled places: learned | sinusoidal
     # Token ids of the characters 0-9, `=` and newline, which digit places are read from.
     digit_ids: tuple[int, ...] = ()
     equals_id: int = -1
@@ -107,6 +113,17 @@ def digit_places(
     return places, run, in_answer
 
 
+def sinusoidal_places(n: int, dim: int) -> torch.Tensor:
+    """(n, dim) codes of places 0..n-1: place 0 (not a digit) all zeros, place p the
+    Transformer's sines and cosines of p, scaled to the learned embeddings' 0.02 per entry."""
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(0, dim, 2, dtype=torch.float32) / dim)
+    angles = torch.arange(n, dtype=torch.float32)[:, None] * freqs[None, :]
+    codes = torch.zeros(n, dim)
+    codes[:, 0::2], codes[:, 1::2] = torch.sin(angles), torch.cos(angles[:, : dim // 2])
+    codes[0] = 0.0
+    return 0.02 * math.sqrt(2.0) * codes
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, config: GPTConfig, layer: int):
         super().__init__()
@@ -167,7 +184,7 @@ class GPT(nn.Module):
                 wte=nn.Embedding(config.vocab_size, config.n_embd),
                 # Absolute positions, or digit places (0: not a digit), or nothing.
                 wpe=nn.Embedding(config.block_size + (config.positions != "learned"), config.n_embd)
-                if config.positions != "none"
+                if config.positions != "none" and config.place_table == "learned"
                 else None,
                 drop=nn.Dropout(config.dropout),
                 h=nn.ModuleList([Block(config, i) for i in range(config.n_layer)]),
@@ -178,6 +195,8 @@ class GPT(nn.Module):
         digits = torch.zeros(config.vocab_size, dtype=torch.bool)
         digits[list(config.digit_ids)] = True
         self.register_buffer("digits", digits, persistent=False)
+        if config.place_table == "sinusoidal":
+            self.register_buffer("place_codes", sinusoidal_places(config.block_size + 1, config.n_embd), persistent=False)
         self.lm_head.weight = self.transformer.wte.weight  # tied embeddings
         self.apply(self._init_weights)
         # GPT-2's scaled init of the residual projections.
@@ -221,7 +240,7 @@ class GPT(nn.Module):
                 cache.digit_run, cache.in_answer = run[:, -1], in_answer[:, -1]
             if offsets is not None:  # shift the places, never the "no place" 0
                 places = torch.where(places > 0, places + offsets[:, None], 0)
-            x = x + self.transformer.wpe(places)
+            x = x + (self.place_codes[places] if self.config.place_table == "sinusoidal" else self.transformer.wpe(places))
         x = self.transformer.drop(x)
         for block in self.transformer.h:
             x = block(x, cache)

@@ -100,6 +100,7 @@ def gpt_config(cfg: Config, tokenizer: CharTokenizer) -> GPTConfig:
         dropout=m.dropout,
         bias=m.bias,
         positions=m.positions,
+        place_table=m.place_table,
         digit_ids=tuple(tokenizer.encode("0123456789")),
         equals_id=tokenizer.encode("=")[0],
         newline_id=tokenizer.encode("\n")[0],

@@ -92,6 +92,11 @@ def resolve(cfg: Config, splits, tokenizer=None) -> Config:
             f"config key model.positions: {model.positions} places digits from the least significant one and "
             f"needs data.format reverse_all or reverse_pad, not {cfg.data.format}"
         )
+    if model.place_table != "learned" and model.positions not in ("abacus", "coupled"):
+        raise ArithlabError(
+            f"config key model.place_table: {model.place_table} is for abacus or coupled places, "
+            f"not {model.positions} positions"
+        )
     if model.n_embd % model.n_head:
         raise ArithlabError(f"model: n_embd {model.n_embd} is not a multiple of n_head {model.n_head}")
     return dataclasses.replace(cfg, model=model)
