@@ -5,8 +5,10 @@ from arithlab.matrix_completion import (
     addition_table,
     completion_curve,
     connected,
+    determined,
     rectangle_rule,
     reveal,
+    rule_accuracy,
 )
 
 
@@ -37,7 +39,15 @@ def test_rectangle_rule_completes_exactly_when_rows_and_columns_are_connected(se
     mask = reveal(7, int(rng.integers(6, 20)), rng)
     values, known = rectangle_rule(truth, mask)
     assert known.all() == connected(mask)
+    assert np.array_equal(known, determined(mask))  # entry by entry, not only the whole table
     assert np.array_equal(values[known], truth[known])  # whatever it fills is right
+
+
+def test_rule_accuracy_is_the_share_of_test_entries_linked_to_the_training_entries():
+    # Revealed: (0,0), (0,1), (1,1) link rows 0-1 and columns 0-1; (3,3) links row and column 3.
+    train = [(0, 0), (0, 1), (1, 1), (3, 3)]
+    test = [(1, 0), (3, 3), (0, 3), (2, 2)]  # filled, filled, not (two blocks), not (row 2 unseen)
+    assert rule_accuracy(train, test, 4) == 0.5
 
 
 def test_completion_probability_rises_with_entries_revealed():
@@ -75,3 +85,40 @@ def test_completion_command_measures_then_redraws_stored_curves(tmp_path):
     main(["completion", "--curves", str(tmp_path / "a" / "completion.json"), "--out", str(tmp_path / "b")])
     assert json.loads((tmp_path / "b" / "completion.json").read_text())["curves"] == stored
     assert (tmp_path / "b" / "completion_n6.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_completion_command_scores_the_rule_on_each_sweep_runs_own_training_and_test_sets(tmp_path):
+    import json
+
+    from arithlab.cli import main
+    from arithlab.data import read_problems
+    from arithlab.experiments import run_sweep
+
+    spec = {
+        "name": "two_digit",
+        "set": {
+            "data.digits": 2,
+            "data.sampling": "uniform",
+            "data.n_val": 10,
+            "data.n_test": 200,
+            "model.preset": "tiny",
+            "train.max_iters": 4,
+            "train.eval_interval": 4,
+            "train.threads": 1,
+        },
+        "axes": {"data.n_train": [150, 3000]},
+    }
+    (tmp_path / "sweep.yaml").write_text(json.dumps(spec))
+    run_sweep(tmp_path / "sweep.yaml", out=tmp_path / "sweep")
+    main(["completion", "--n", "100", "--trials", "1", "--rule-only", "--sweep", str(tmp_path / "sweep"),
+          "--out", str(tmp_path / "out")])  # fmt: skip
+    assert (tmp_path / "out" / "completion_n100.png").read_bytes()[:4] == b"\x89PNG"
+    # The score the figure draws, recomputed here from the runs' own files: 150 random
+    # entries leave most of the table out of reach; 3,000 link every row and column.
+    scores = []
+    for name in ("n_train-150", "n_train-3000"):
+        train, test = ([(p.a, p.b) for p in read_problems(tmp_path / "sweep" / name / f)] for f in ("train.txt", "test.txt"))
+        scores.append(rule_accuracy(train, test, 100))
+    assert scores[0] < 0.5 and scores[1] == 1.0
+    stored = json.loads((tmp_path / "out" / "completion.json").read_text())["sweep"]
+    assert [(r["run"], r["rule_accuracy"]) for r in stored] == list(zip(("n_train-150", "n_train-3000"), scores))

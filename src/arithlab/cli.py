@@ -345,12 +345,13 @@ def cmd_report(args) -> None:
 
 
 def cmd_completion(args) -> None:
-    from arithlab.matrix_completion import completion_curve, default_counts
+    from arithlab.matrix_completion import completion_curve, default_counts, sweep_rule_accuracy
     from arithlab.plots import collect, completion_figure
 
     if min(args.n) < 2 or args.trials < 1:
         raise ArithlabError(f"--n {args.n} --trials {args.trials}: sizes must be at least 2, trials at least 1")
     rows = collect(args.sweep)[1] if args.sweep else []
+    sweep_rule_accuracy(args.sweep, rows)
     if args.curves:  # e.g. to add a sweep's transformer curve to curves measured before
         curves = rundir.read_json(args.curves)["curves"]
     else:
@@ -359,7 +360,9 @@ def cmd_completion(args) -> None:
             curves.append(completion_curve(n, default_counts(n), args.trials, args.seed, nuclear=not args.rule_only))
             print(json.dumps(curves[-1]))
     args.out.mkdir(parents=True, exist_ok=True)
-    rundir.write_json(args.out / "completion.json", {"curves": curves})
+    keys = ("run", "data.format", "data.n_train", "accuracy", "rule_accuracy")
+    runs = [{key: row.get(key) for key in keys} for row in rows if row["status"] == "done"]
+    rundir.write_json(args.out / "completion.json", {"curves": curves, "sweep": runs})
     for name, title in completion_figure(curves, args.out, rows):
         print(f"{title}: {args.out / name}")
 

@@ -8,15 +8,19 @@ as a bipartite graph), which `connected` checks independently. By nuclear-norm
 minimization: the matrix of least nuclear norm that agrees with the revealed entries
 (the convex relaxation of least rank), solved with cvxpy (extra `[completion]`); it
 completes the table when rounding it gives the table back. `completion_curve` measures
-the probability of completion against the number revealed, for both.
+the probability of completion against the number revealed, for both; `rule_accuracy`
+scores the rule like a model: trained on a run's training problems, tested on its test
+problems.
 """
 
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 
+from arithlab.data import read_problems
 from arithlab.errors import ArithlabError
 
 
@@ -53,8 +57,9 @@ def rectangle_rule(values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np
             values[i, col], known[i, col] = value, True
 
 
-def connected(mask: np.ndarray) -> bool:
-    """Whether the revealed entries connect all rows and columns (union-find)."""
+def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Component labels of the rows and of the columns in the bipartite graph whose edges
+    are the revealed entries (union-find)."""
     n_rows, n_cols = mask.shape
     parent = list(range(n_rows + n_cols))
 
@@ -66,7 +71,41 @@ def connected(mask: np.ndarray) -> bool:
 
     for i, j in zip(*np.nonzero(mask)):
         parent[find(int(i))] = find(n_rows + int(j))
-    return len({find(x) for x in range(n_rows + n_cols)}) == 1
+    labels = np.array([find(x) for x in range(n_rows + n_cols)])
+    return labels[:n_rows], labels[n_rows:]
+
+
+def determined(mask: np.ndarray) -> np.ndarray:
+    """The entries the rectangle rule fills from `mask`'s: those whose row and column lie
+    in one component (a path of revealed entries links them, and the rule walks it)."""
+    rows, cols = _components(mask)
+    return rows[:, None] == cols[None, :]
+
+
+def connected(mask: np.ndarray) -> bool:
+    """Whether the revealed entries connect all rows and columns: the rule completes the table."""
+    return bool(determined(mask).all())
+
+
+def rule_accuracy(train: list[tuple[int, int]], test: list[tuple[int, int]], n: int) -> float:
+    """The rectangle rule's accuracy on `test` entries of the n x n table from the `train`
+    entries: the share of test entries it fills (what it fills is always right)."""
+    mask = np.zeros((n, n), dtype=bool)
+    mask[tuple(np.array(train).T)] = True
+    known = determined(mask)
+    return float(np.mean([known[i, j] for i, j in test]))
+
+
+def sweep_rule_accuracy(folder: Path, rows: list[dict], n: int = 100) -> None:
+    """Add to each finished run of a 2-digit addition sweep `rule_accuracy`: how the
+    rectangle rule does on that run's test problems from that run's training problems."""
+    for row in rows:
+        if row.get("status") == "done":
+            run = Path(folder) / row["run"]
+            train, test = ([(p.a, p.b) for p in read_problems(run / name)] for name in ("train.txt", "test.txt"))
+            if max(max(pair) for pair in train + test) >= n:
+                raise ArithlabError(f"{run}: operands of {n} or more; the completion figure is for the {n} x {n} table")
+            row["rule_accuracy"] = rule_accuracy(train, test, n)
 
 
 def nuclear_norm(values: np.ndarray, mask: np.ndarray) -> np.ndarray:

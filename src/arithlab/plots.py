@@ -269,13 +269,18 @@ def completion_figure(curves: list[dict], folder: Path, sweep_rows: list[dict] =
                 ax.plot(curve["revealed"], [100 * v for v in curve[method]], "o-", label=f"completion: {label}")
         if curve["n"] == 100:
             by_format: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+            rule: dict[int, list[float]] = defaultdict(list)
             for row in sweep_rows:
                 if row.get("status") == "done" and "data.n_train" in row:
                     by_format[str(row.get("data.format"))][row["data.n_train"]].append(100 * row["accuracy"])
-            for fmt, points in sorted(by_format.items()):
+                    rule[row["data.n_train"]].append(100 * row["rule_accuracy"])
+            series = [(f"transformer: {fmt}", points, "s", "--") for fmt, points in sorted(by_format.items())]
+            if rule:
+                series.append(("rectangle rule on the same training set, its test set", rule, "^", ":"))
+            for label, points, marker, line in series:
                 sizes = sorted(points)
                 means, spreads = zip(*(_mean_spread(points[n]) for n in sizes))
-                ax.errorbar(sizes, means, yerr=spreads, marker="s", ls="--", capsize=3, label=f"transformer: {fmt}")
+                ax.errorbar(sizes, means, yerr=spreads, marker=marker, ls=line, capsize=3, label=label)
         ax.set(
             xscale="log",
             xlabel="entries revealed (training samples)",
