@@ -117,7 +117,9 @@ def test_completion_command_scores_the_rule_on_each_sweep_runs_own_training_and_
     # entries leave most of the table out of reach; 3,000 link every row and column.
     scores = []
     for name in ("n_train-150", "n_train-3000"):
-        train, test = ([(p.a, p.b) for p in read_problems(tmp_path / "sweep" / name / f)] for f in ("train.txt", "test.txt"))
+        train, test = (
+            [(p.a, p.b) for p in read_problems(tmp_path / "sweep" / name / f)] for f in ("train.txt", "test.txt")
+        )
         scores.append(rule_accuracy(train, test, 100))
     assert scores[0] < 0.5 and scores[1] == 1.0
     stored = json.loads((tmp_path / "out" / "completion.json").read_text())["sweep"]

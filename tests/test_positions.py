@@ -8,14 +8,23 @@ from conftest import tiny_config
 
 from arithlab.api import load_run
 from arithlab.errors import ArithlabError
-from arithlab.model import GPT, POSITIONS, GPTConfig, KVCache, digit_places, sinusoidal_places
+from arithlab.model import (
+    GPT,
+    PLACE_DISTANCE,
+    POSITIONS,
+    GPTConfig,
+    KVCache,
+    digit_places,
+    place_buckets,
+    sinusoidal_places,
+)
 from arithlab.rundir import gpt_config
 from arithlab.tokenizer import CharTokenizer
 from arithlab.trainer import train
 
 TOKENIZER = CharTokenizer()
-# Every position encoding, and the digit places embedded by sinusoids instead of a table.
-ENCODINGS = [*POSITIONS, "coupled:sinusoidal"]
+# Every position encoding, and digit places embedded by sinusoids or as attention biases.
+ENCODINGS = [*POSITIONS, "coupled:sinusoidal", "coupled:relative", "abacus:relative"]
 
 
 def _config(positions: str, **kw) -> GPTConfig:
@@ -101,6 +110,29 @@ def test_sinusoidal_place_codes_step_by_one_rotation_at_every_place():
     turn = torch.remainder(angle, 2 * torch.pi)
     assert torch.allclose(turn, turn[0].expand_as(turn), atol=1e-4)
     assert torch.allclose(pairs.norm(dim=2), torch.full((39, 4), 0.02 * 2**0.5), atol=1e-6)
+
+
+def test_relative_place_buckets_clip_the_difference_and_keep_unplaced_tokens_apart():
+    D = PLACE_DISTANCE
+    queries = torch.tensor([[0, 1, 3, 30]])
+    keys = torch.tensor([[0, 1, 2, 3, 3 + D + 5]])
+    expected = [
+        [2 * D + 1, 2 * D + 3, 2 * D + 3, 2 * D + 3, 2 * D + 3],  # a query without a place
+        [2 * D + 2, D, D - 1, D - 2, 0],  # place 1: same place, one below..., far below (clipped)
+        [2 * D + 2, D + 2, D + 1, D, 0],
+        [2 * D + 2, 2 * D, 2 * D, 2 * D, 2 * D],  # place 30: every key far above (clipped)
+    ]
+    assert place_buckets(queries, keys)[0].tolist() == expected
+
+
+def test_relative_places_make_the_model_blind_to_shifts_of_every_place():
+    # Only differences of places reach attention, so shifting all of a row's places
+    # changes nothing: what the model learns of places 1-10 holds at places 11-20.
+    model = _model("coupled:relative")
+    x = torch.tensor([TOKENIZER.encode("\n$821+763=594$"), TOKENIZER.encode("\n$5+71=67$\n$12")])
+    assert model.transformer.wpe is None
+    assert torch.allclose(model(x), model(x, offsets=torch.tensor([9, 30])), atol=1e-6)
+    assert not torch.allclose(model(x), _model("coupled")(x))
 
 
 def test_place_table_is_for_digit_places_only(tmp_path):

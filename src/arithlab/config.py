@@ -72,7 +72,8 @@ class ModelConfig:
     # in its number and need numbers written least significant digit first (reverse_all).
     positions: str = "learned"
     # abacus / coupled: a learned embedding per place, or fixed sinusoids of the place (the
-    # same function at every place, so places never trained together still relate by distance).
+    # same function at every place, so places never trained together still relate by distance),
+    # or `relative`: no embedding, a learned attention bias per difference of places.
     place_table: str = "learned"
     # Where the weights start: None (random), `run:PATH` (one of our runs: its model and
     # vocabulary, then trained on this config's data) or `hf:PATH_OR_NAME` (a pretrained
@@ -151,7 +152,7 @@ CHOICES = {
     "data.test_sampling": ("balanced", "uniform"),
     "train.objective": ("answer", "stream"),
     "model.positions": ("learned", "none", "abacus", "coupled"),
-    "model.place_table": ("learned", "sinusoidal"),
+    "model.place_table": ("learned", "sinusoidal", "relative"),
     "train.device": ("auto", "cpu", "cuda", "mps"),
     "eval.decoding": ("greedy", "sample"),
     "eval.shot_variant": ("plain", "scratchpad", "noisy", "text"),

@@ -18,7 +18,12 @@ Positions (`positions`):
 Places are embedded by a learned table, or (`place_table: sinusoidal`) by fixed sinusoids
 of the place, in which the code of place p - 1 is the same rotation of the code of p for
 every p: attention that learns "the digit one place below" then works at places and
-distances that never occurred together in training.
+distances that never occurred together in training. Or (`place_table: relative`) they are
+not embedded at all: every attention head adds a learned bias for the difference of the
+query's and the key's places, one bias for each difference up to PLACE_DISTANCE and one
+shared by all larger ones (as T5 buckets distances). A model trained on 10-digit numbers
+then meets no place difference at 20 digits that it has not trained: an embedded place
+table relates places 1 and 15 however it happens to, this bias as "far apart".
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ class GPTConfig:
     dropout: float = 0.0
     bias: bool = True
     positions: str = "learned"  # learned | none | abacus | coupled
-    place_table: str = "learned"  # abacus / coupled places: learned | sinusoidal
+    place_table: str = "learned"  # abacus / coupled places: learned | sinusoidal | relative
     # Token ids of the characters 0-9, `=` and newline, which digit places are read from.
     digit_ids: tuple[int, ...] = ()
     equals_id: int = -1
@@ -49,6 +54,13 @@ class GPTConfig:
 
 
 POSITIONS = ("learned", "none", "abacus", "coupled")
+# Relative places: differences past this share one bias. Addition needs 0 and 1 (the
+# digits of the place being written and of the place below); training on numbers of up
+# to n digits trains every difference up to n + 1, so the shared bias is trained too.
+PLACE_DISTANCE = 4
+# Buckets: each difference -D..D, then (query placed, key not), (query not, key placed),
+# (neither): the operators, `=` before coupling, newlines and end markers have no place.
+PLACE_BUCKETS = 2 * PLACE_DISTANCE + 4
 
 # Named sizes; every field can still be set on its own in a run's config.
 PRESETS: dict[str, dict] = {
@@ -74,6 +86,7 @@ class KVCache:
         # whether the row is past an `=` (since its last newline).
         self.digit_run = torch.zeros(batch, dtype=torch.long, device=device)
         self.in_answer = torch.zeros(batch, dtype=torch.bool, device=device)
+        self.places = torch.zeros(batch, length, dtype=torch.long, device=device)  # for relative places
 
     def append(self, layer: int, k: torch.Tensor, v: torch.Tensor):
         end = self.length + k.size(2)
@@ -113,6 +126,16 @@ def digit_places(
     return places, run, in_answer
 
 
+def place_buckets(query_places: torch.Tensor, key_places: torch.Tensor) -> torch.Tensor:
+    """(B, T, S) bias buckets for queries with places (B, T) over keys with places (B, S):
+    the clipped difference where both have a place, else one of three fixed buckets."""
+    q, k = query_places[:, :, None], key_places[:, None, :]
+    q_placed, k_placed = q > 0, k > 0
+    difference = (q - k).clamp(-PLACE_DISTANCE, PLACE_DISTANCE) + PLACE_DISTANCE
+    unplaced = 2 * PLACE_DISTANCE + 1 + q_placed.long() + 2 * k_placed.long()
+    return torch.where(q_placed & k_placed, difference, unplaced)
+
+
 def sinusoidal_places(n: int, dim: int) -> torch.Tensor:
     """(n, dim) codes of places 0..n-1: place 0 (not a digit) all zeros, place p the
     Transformer's sines and cosines of p, scaled to the learned embeddings' 0.02 per entry."""
@@ -134,8 +157,11 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.dropout = config.dropout
         self.resid_dropout = nn.Dropout(config.dropout)
+        self.place_bias = nn.Embedding(PLACE_BUCKETS, config.n_head) if config.place_table == "relative" else None
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, cache: KVCache | None = None, buckets: torch.Tensor | None = None
+    ) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
@@ -145,7 +171,14 @@ class CausalSelfAttention(nn.Module):
         # A single new token sees everything: no mask. Several (the prompt, cache empty):
         # the ordinary causal mask.
         assert T == 1 or k.size(2) == T, "prefill must start from an empty cache"
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=T > 1)
+        dropout = self.dropout if self.training else 0.0
+        if buckets is None:
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=T > 1)
+        else:  # relative places: a bias per head, with the causal mask folded in
+            bias = self.place_bias(buckets).permute(0, 3, 1, 2)
+            if T > 1:
+                bias = bias.masked_fill(~torch.ones(T, T, dtype=torch.bool, device=x.device).tril(), float("-inf"))
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout)
         y = y.transpose(1, 2).contiguous().view(B, T, C)
         return self.resid_dropout(self.c_proj(y))
 
@@ -170,8 +203,10 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x), cache)
+    def forward(
+        self, x: torch.Tensor, cache: KVCache | None = None, buckets: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), cache, buckets)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -196,7 +231,9 @@ class GPT(nn.Module):
         digits[list(config.digit_ids)] = True
         self.register_buffer("digits", digits, persistent=False)
         if config.place_table == "sinusoidal":
-            self.register_buffer("place_codes", sinusoidal_places(config.block_size + 1, config.n_embd), persistent=False)
+            self.register_buffer(
+                "place_codes", sinusoidal_places(config.block_size + 1, config.n_embd), persistent=False
+            )
         self.lm_head.weight = self.transformer.wte.weight  # tied embeddings
         self.apply(self._init_weights)
         # GPT-2's scaled init of the residual projections.
@@ -230,6 +267,7 @@ class GPT(nn.Module):
         if start + T + (int(offsets.max()) if offsets is not None else 0) > self.config.block_size:
             raise ValueError(f"positions beyond block_size {self.config.block_size}")
         x = self.transformer.wte(idx)
+        buckets = None
         if self.config.positions == "learned":
             pos = torch.arange(start, start + T, device=idx.device)
             x = x + self.transformer.wpe(pos + offsets[:, None] if offsets is not None else pos)
@@ -240,10 +278,17 @@ class GPT(nn.Module):
                 cache.digit_run, cache.in_answer = run[:, -1], in_answer[:, -1]
             if offsets is not None:  # shift the places, never the "no place" 0
                 places = torch.where(places > 0, places + offsets[:, None], 0)
-            x = x + (self.place_codes[places] if self.config.place_table == "sinusoidal" else self.transformer.wpe(places))
+            if self.config.place_table == "relative":
+                if cache is not None:
+                    cache.places[:, start : start + T] = places
+                buckets = place_buckets(places, cache.places[:, : start + T] if cache is not None else places)
+            elif self.config.place_table == "sinusoidal":
+                x = x + self.place_codes[places]
+            else:
+                x = x + self.transformer.wpe(places)
         x = self.transformer.drop(x)
         for block in self.transformer.h:
-            x = block(x, cache)
+            x = block(x, cache, buckets)
         if cache is not None:
             cache.length += T
         return self.lm_head(self.transformer.ln_f(x))
