@@ -9,6 +9,8 @@ from conftest import tiny_config
 from arithlab.api import load_run
 from arithlab.errors import ArithlabError
 from arithlab.model import (
+    FAR_ABOVE,
+    FAR_BELOW,
     GPT,
     PLACE_DISTANCE,
     POSITIONS,
@@ -24,7 +26,7 @@ from arithlab.trainer import train
 
 TOKENIZER = CharTokenizer()
 # Every position encoding, and digit places embedded by sinusoids or as attention biases.
-ENCODINGS = [*POSITIONS, "coupled:sinusoidal", "coupled:relative", "abacus:relative"]
+ENCODINGS = [*POSITIONS, "coupled:sinusoidal", "coupled:relative", "abacus:relative", "coupled:local"]
 
 
 def _config(positions: str, **kw) -> GPTConfig:
@@ -115,12 +117,13 @@ def test_sinusoidal_place_codes_step_by_one_rotation_at_every_place():
 def test_relative_place_buckets_clip_the_difference_and_keep_unplaced_tokens_apart():
     D = PLACE_DISTANCE
     queries = torch.tensor([[0, 1, 3, 30]])
-    keys = torch.tensor([[0, 1, 2, 3, 3 + D + 5]])
+    keys = torch.tensor([[0, 1, 2, 1 + D, 2 + D, 30 - D]])
+    none, placed_only, key_only = 2 * D + 3, 2 * D + 4, 2 * D + 5
     expected = [
-        [2 * D + 1, 2 * D + 3, 2 * D + 3, 2 * D + 3, 2 * D + 3],  # a query without a place
-        [2 * D + 2, D, D - 1, D - 2, 0],  # place 1: same place, one below..., far below (clipped)
-        [2 * D + 2, D + 2, D + 1, D, 0],
-        [2 * D + 2, 2 * D, 2 * D, 2 * D, 2 * D],  # place 30: every key far above (clipped)
+        [none, key_only, key_only, key_only, key_only, key_only],  # a query without a place
+        [placed_only, D, D - 1, 0, FAR_ABOVE, FAR_ABOVE],  # place 1: same place, keys above it
+        [placed_only, D + 2, D + 1, D - 2, D - 3, FAR_ABOVE],
+        [placed_only, FAR_BELOW, FAR_BELOW, FAR_BELOW, FAR_BELOW, 2 * D],  # place 30: keys far below
     ]
     assert place_buckets(queries, keys)[0].tolist() == expected
 
@@ -133,6 +136,21 @@ def test_relative_places_make_the_model_blind_to_shifts_of_every_place():
     assert model.transformer.wpe is None
     assert torch.allclose(model(x), model(x, offsets=torch.tensor([9, 30])), atol=1e-6)
     assert not torch.allclose(model(x), _model("coupled")(x))
+
+
+def test_local_places_make_a_digit_blind_to_digits_far_from_its_place():
+    # One layer: `=` (place 1) writes the answer's first digit. Changing the operand's digit
+    # at place 7 leaves that logit as it was with local places; relative ones only damp it.
+    # (Deeper, information still travels: through digits in between, and the operators.)
+    near, far = "\n$1234567+7654321=", "\n$1234569+7654321="
+    x = torch.tensor([TOKENIZER.encode(near), TOKENIZER.encode(far)])
+    for table, blind in (("local", True), ("relative", False)):
+        torch.manual_seed(0)
+        model = GPT(_config("coupled", place_table=table, n_layer=1)).eval()
+        for p in model.parameters():  # larger weights, so that every difference shows
+            p.data.normal_(0, 0.5)
+        logits = model(x)[:, -1]
+        assert torch.allclose(logits[0], logits[1], atol=1e-5) == blind
 
 
 def test_place_table_is_for_digit_places_only(tmp_path):

@@ -73,7 +73,8 @@ class ModelConfig:
     positions: str = "learned"
     # abacus / coupled: a learned embedding per place, or fixed sinusoids of the place (the
     # same function at every place, so places never trained together still relate by distance),
-    # or `relative`: no embedding, a learned attention bias per difference of places.
+    # or `relative`: no embedding, a learned attention bias per difference of places; `local`:
+    # the same, and digits farther apart than 4 places do not attend to each other.
     place_table: str = "learned"
     # Where the weights start: None (random), `run:PATH` (one of our runs: its model and
     # vocabulary, then trained on this config's data) or `hf:PATH_OR_NAME` (a pretrained
@@ -152,7 +153,7 @@ CHOICES = {
     "data.test_sampling": ("balanced", "uniform"),
     "train.objective": ("answer", "stream"),
     "model.positions": ("learned", "none", "abacus", "coupled"),
-    "model.place_table": ("learned", "sinusoidal", "relative"),
+    "model.place_table": ("learned", "sinusoidal", "relative", "local"),
     "train.device": ("auto", "cpu", "cuda", "mps"),
     "eval.decoding": ("greedy", "sample"),
     "eval.shot_variant": ("plain", "scratchpad", "noisy", "text"),

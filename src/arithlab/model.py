@@ -21,9 +21,13 @@ every p: attention that learns "the digit one place below" then works at places 
 distances that never occurred together in training. Or (`place_table: relative`) they are
 not embedded at all: every attention head adds a learned bias for the difference of the
 query's and the key's places, one bias for each difference up to PLACE_DISTANCE and one
-shared by all larger ones (as T5 buckets distances). A model trained on 10-digit numbers
-then meets no place difference at 20 digits that it has not trained: an embedded place
-table relates places 1 and 15 however it happens to, this bias as "far apart".
+for all larger ones below, one for all above (as T5 buckets distances). A model trained
+on 10-digit numbers then meets no place difference at 20 digits that it has not trained:
+an embedded place table relates places 1 and 15 however it happens to, this bias as "far
+apart". `place_table: local` is the same with digits farther apart than PLACE_DISTANCE
+not attending to each other at all: a longer number then also brings no more keys to
+spread attention over, so each place is computed exactly as at the trained lengths (for
+tasks whose digits depend on nearby places only, as addition's do).
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ class GPTConfig:
     dropout: float = 0.0
     bias: bool = True
     positions: str = "learned"  # learned | none | abacus | coupled
-    place_table: str = "learned"  # abacus / coupled places: learned | sinusoidal | relative
+    place_table: str = "learned"  # abacus / coupled places: learned | sinusoidal | relative | local
     # Token ids of the characters 0-9, `=` and newline, which digit places are read from.
     digit_ids: tuple[int, ...] = ()
     equals_id: int = -1
@@ -58,9 +62,11 @@ POSITIONS = ("learned", "none", "abacus", "coupled")
 # digits of the place being written and of the place below); training on numbers of up
 # to n digits trains every difference up to n + 1, so the shared bias is trained too.
 PLACE_DISTANCE = 4
-# Buckets: each difference -D..D, then (query placed, key not), (query not, key placed),
-# (neither): the operators, `=` before coupling, newlines and end markers have no place.
-PLACE_BUCKETS = 2 * PLACE_DISTANCE + 4
+# Buckets: each difference -D..D, then farther below, farther above, then (query placed,
+# key not), (query not, key placed), (neither): operators, newlines and end markers have
+# no place.
+FAR_BELOW, FAR_ABOVE = 2 * PLACE_DISTANCE + 1, 2 * PLACE_DISTANCE + 2
+PLACE_BUCKETS = 2 * PLACE_DISTANCE + 6
 
 # Named sizes; every field can still be set on its own in a run's config.
 PRESETS: dict[str, dict] = {
@@ -128,11 +134,15 @@ def digit_places(
 
 def place_buckets(query_places: torch.Tensor, key_places: torch.Tensor) -> torch.Tensor:
     """(B, T, S) bias buckets for queries with places (B, T) over keys with places (B, S):
-    the clipped difference where both have a place, else one of three fixed buckets."""
+    the difference (query's place minus key's) where both have a place, else one of three
+    fixed buckets."""
     q, k = query_places[:, :, None], key_places[:, None, :]
     q_placed, k_placed = q > 0, k > 0
-    difference = (q - k).clamp(-PLACE_DISTANCE, PLACE_DISTANCE) + PLACE_DISTANCE
-    unplaced = 2 * PLACE_DISTANCE + 1 + q_placed.long() + 2 * k_placed.long()
+    d = q - k
+    difference = torch.where(
+        d > PLACE_DISTANCE, FAR_BELOW, torch.where(d < -PLACE_DISTANCE, FAR_ABOVE, d + PLACE_DISTANCE)
+    )
+    unplaced = FAR_ABOVE + 1 + q_placed.long() + 2 * k_placed.long()
     return torch.where(q_placed & k_placed, difference, unplaced)
 
 
@@ -157,7 +167,10 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.dropout = config.dropout
         self.resid_dropout = nn.Dropout(config.dropout)
-        self.place_bias = nn.Embedding(PLACE_BUCKETS, config.n_head) if config.place_table == "relative" else None
+        self.place_bias = (
+            nn.Embedding(PLACE_BUCKETS, config.n_head) if config.place_table in ("relative", "local") else None
+        )
+        self.local = config.place_table == "local"
 
     def forward(
         self, x: torch.Tensor, cache: KVCache | None = None, buckets: torch.Tensor | None = None
@@ -176,6 +189,8 @@ class CausalSelfAttention(nn.Module):
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=T > 1)
         else:  # relative places: a bias per head, with the causal mask folded in
             bias = self.place_bias(buckets).permute(0, 3, 1, 2)
+            if self.local:  # a digit never sees digits far from its place (its own is near)
+                bias = bias.masked_fill(((buckets == FAR_BELOW) | (buckets == FAR_ABOVE))[:, None], float("-inf"))
             if T > 1:
                 bias = bias.masked_fill(~torch.ones(T, T, dtype=torch.bool, device=x.device).tril(), float("-inf"))
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout)
@@ -278,7 +293,7 @@ class GPT(nn.Module):
                 cache.digit_run, cache.in_answer = run[:, -1], in_answer[:, -1]
             if offsets is not None:  # shift the places, never the "no place" 0
                 places = torch.where(places > 0, places + offsets[:, None], 0)
-            if self.config.place_table == "relative":
+            if self.config.place_table in ("relative", "local"):
                 if cache is not None:
                     cache.places[:, start : start + T] = places
                 buckets = place_buckets(places, cache.places[:, : start + T] if cache is not None else places)
