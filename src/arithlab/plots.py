@@ -205,7 +205,8 @@ def length_heatmap(run: Path, path: Path) -> tuple[str, str]:
     ax.set_yticks(range(len(rows)), [f"{a}*" if a in trained else str(a) for a in rows], fontsize=7)
     ax.set(xlabel="digits of b (* trained)", ylabel="digits of a (* trained)")
     title = f"Accuracy (%) by operand lengths: {run.name}"
-    ax.set_title(f"{cfg.model.positions} positions, {cfg.data.format}", fontsize=9)
+    table = f" ({cfg.model.place_table} places)" if cfg.model.place_table != "learned" else ""
+    ax.set_title(f"{cfg.model.positions} positions{table}, {cfg.data.format}", fontsize=9)
     fig.colorbar(image, ax=ax, label="test accuracy (%)")
     return _save(fig, path.parent, path.name, title)
 
