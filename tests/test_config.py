@@ -169,7 +169,7 @@ def _shipped_configs():
 
     package = Path(arithlab.__file__).parent / "configs"
     repo = Path(__file__).resolve().parent.parent / "configs"
-    return sorted([*package.glob("*.yaml"), *repo.glob("*.yaml")])
+    return sorted([*package.glob("*.yaml"), *repo.glob("*.yaml"), *repo.glob("length/*.yaml")])
 
 
 @pytest.mark.parametrize("path", _shipped_configs(), ids=lambda p: f"{p.parent.name}/{p.name}")
