@@ -58,9 +58,10 @@ class GPTConfig:
 
 
 POSITIONS = ("learned", "none", "abacus", "coupled")
-# Relative places: differences past this share one bias. Addition needs 0 and 1 (the
-# digits of the place being written and of the place below); training on numbers of up
-# to n digits trains every difference up to n + 1, so the shared bias is trained too.
+# Relative places: differences past this, on either side, share one bias (and local
+# places do not attend across them). Addition needs 0 and 1 (the digits of the place
+# being written and of the place below); training on numbers of up to n digits trains
+# every difference up to n + 1, so the shared biases are trained too.
 PLACE_DISTANCE = 4
 # Buckets: each difference -D..D, then farther below, farther above, then (query placed,
 # key not), (query not, key placed), (neither): operators, newlines and end markers have
