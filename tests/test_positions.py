@@ -153,6 +153,19 @@ def test_local_places_make_a_digit_blind_to_digits_far_from_its_place():
         assert torch.allclose(logits[0], logits[1], atol=1e-5) == blind
 
 
+def test_relative_and_local_places_read_and_write_past_block_size():
+    # No weight depends on the length, so a 64-token model adds 40-digit numbers' worth of
+    # tokens; a table of positions cannot.
+    x = _arithmetic_like_prompts(2, 90)
+    for encoding in ("coupled:relative", "coupled:local", "none"):
+        model = _model(encoding)
+        assert model.max_length is None
+        assert model(x).shape == (2, 90, model.config.vocab_size)
+        assert model.generate(x, 5).shape == (2, 5)
+    with pytest.raises(ValueError, match="positions beyond block_size 64"):
+        _model("coupled")(x)
+
+
 def test_place_table_is_for_digit_places_only(tmp_path):
     with pytest.raises(ArithlabError, match="model.place_table: sinusoidal is for abacus or coupled places"):
         train(tiny_config("model.place_table=sinusoidal"), tmp_path / "run", progress=False)

@@ -264,6 +264,14 @@ class GPT(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
+    @property
+    def max_length(self) -> int | None:
+        """The longest sequence the model can read: block_size where positions or places
+        come from a table of that size; none (None) for no positions, relative or local
+        places, whose weights do not depend on the length."""
+        unbounded = self.config.positions == "none" or self.config.place_table in ("relative", "local")
+        return None if unbounded else self.config.block_size
+
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
@@ -280,7 +288,8 @@ class GPT(nn.Module):
         """
         start = cache.length if cache is not None else 0
         T = idx.size(1)
-        if start + T + (int(offsets.max()) if offsets is not None else 0) > self.config.block_size:
+        end = start + T + (int(offsets.max()) if offsets is not None else 0)
+        if self.max_length is not None and end > self.max_length:
             raise ValueError(f"positions beyond block_size {self.config.block_size}")
         x = self.transformer.wte(idx)
         buckets = None
@@ -331,7 +340,8 @@ class GPT(nn.Module):
         the cache is measured against; both give the same tokens).
         """
         B, T = idx.shape
-        max_new_tokens = min(max_new_tokens, self.config.block_size - T)
+        if self.max_length is not None:
+            max_new_tokens = min(max_new_tokens, self.max_length - T)
         cache = None
         if use_cache:
             dtype = next(self.parameters()).dtype
