@@ -68,6 +68,7 @@ PLACE_DISTANCE = 4
 # no place.
 FAR_BELOW, FAR_ABOVE = 2 * PLACE_DISTANCE + 1, 2 * PLACE_DISTANCE + 2
 PLACE_BUCKETS = 2 * PLACE_DISTANCE + 6
+BIASED_PLACES = ("relative", "local")  # place tables that bias attention instead of embedding
 
 # Named sizes; every field can still be set on its own in a run's config.
 PRESETS: dict[str, dict] = {
@@ -168,14 +169,12 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.dropout = config.dropout
         self.resid_dropout = nn.Dropout(config.dropout)
-        self.place_bias = (
-            nn.Embedding(PLACE_BUCKETS, config.n_head) if config.place_table in ("relative", "local") else None
-        )
-        self.local = config.place_table == "local"
+        self.place_bias = nn.Embedding(PLACE_BUCKETS, config.n_head) if config.place_table in BIASED_PLACES else None
 
-    def forward(
-        self, x: torch.Tensor, cache: KVCache | None = None, buckets: torch.Tensor | None = None
-    ) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, places=None) -> torch.Tensor:
+        """`places`: for relative or local places, (buckets (B, T, S), blocked (B, 1, T, S)):
+        each query-key pair's bias bucket, and the pairs it may not attend (future keys;
+        for local places, far digits), the same for every layer."""
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
@@ -186,14 +185,11 @@ class CausalSelfAttention(nn.Module):
         # the ordinary causal mask.
         assert T == 1 or k.size(2) == T, "prefill must start from an empty cache"
         dropout = self.dropout if self.training else 0.0
-        if buckets is None:
+        if places is None:
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=T > 1)
-        else:  # relative places: a bias per head, with the causal mask folded in
-            bias = self.place_bias(buckets).permute(0, 3, 1, 2)
-            if self.local:  # a digit never sees digits far from its place (its own is near)
-                bias = bias.masked_fill(((buckets == FAR_BELOW) | (buckets == FAR_ABOVE))[:, None], float("-inf"))
-            if T > 1:
-                bias = bias.masked_fill(~torch.ones(T, T, dtype=torch.bool, device=x.device).tril(), float("-inf"))
+        else:  # relative places: a bias per head, with the causal (and local) mask folded in
+            buckets, blocked = places
+            bias = self.place_bias(buckets).permute(0, 3, 1, 2).masked_fill(blocked, float("-inf"))
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout)
         y = y.transpose(1, 2).contiguous().view(B, T, C)
         return self.resid_dropout(self.c_proj(y))
@@ -219,10 +215,8 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(
-        self, x: torch.Tensor, cache: KVCache | None = None, buckets: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x), cache, buckets)
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, places=None) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), cache, places)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -269,7 +263,7 @@ class GPT(nn.Module):
         """The longest sequence the model can read: block_size where positions or places
         come from a table of that size; none (None) for no positions, relative or local
         places, whose weights do not depend on the length."""
-        unbounded = self.config.positions == "none" or self.config.place_table in ("relative", "local")
+        unbounded = self.config.positions == "none" or self.config.place_table in BIASED_PLACES
         return None if unbounded else self.config.block_size
 
     def num_params(self) -> int:
@@ -292,7 +286,7 @@ class GPT(nn.Module):
         if self.max_length is not None and end > self.max_length:
             raise ValueError(f"positions beyond block_size {self.config.block_size}")
         x = self.transformer.wte(idx)
-        buckets = None
+        biased = None
         if self.config.positions == "learned":
             pos = torch.arange(start, start + T, device=idx.device)
             x = x + self.transformer.wpe(pos + offsets[:, None] if offsets is not None else pos)
@@ -303,17 +297,23 @@ class GPT(nn.Module):
                 cache.digit_run, cache.in_answer = run[:, -1], in_answer[:, -1]
             if offsets is not None:  # shift the places, never the "no place" 0
                 places = torch.where(places > 0, places + offsets[:, None], 0)
-            if self.config.place_table in ("relative", "local"):
+            if self.config.place_table in BIASED_PLACES:
                 if cache is not None:
                     cache.places[:, start : start + T] = places
                 buckets = place_buckets(places, cache.places[:, : start + T] if cache is not None else places)
+                # A single new token sees every cached key; several (no cache, or the
+                # prompt into an empty one) see only earlier ones.
+                blocked = ~torch.ones(T, T, dtype=torch.bool, device=idx.device).tril() if T > 1 else False
+                if self.config.place_table == "local":  # a digit never sees digits far from its place
+                    blocked = blocked | (buckets == FAR_BELOW) | (buckets == FAR_ABOVE)
+                biased = (buckets, torch.as_tensor(blocked, device=idx.device).expand_as(buckets)[:, None])
             elif self.config.place_table == "sinusoidal":
                 x = x + self.place_codes[places]
             else:
                 x = x + self.transformer.wpe(places)
         x = self.transformer.drop(x)
         for block in self.transformer.h:
-            x = block(x, cache, buckets)
+            x = block(x, cache, biased)
         if cache is not None:
             cache.length += T
         return self.lm_head(self.transformer.ln_f(x))
