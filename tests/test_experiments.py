@@ -13,7 +13,7 @@ from conftest import TINY_OVERRIDES
 
 from arithlab.errors import ArithlabError
 from arithlab.experiments import describe_points, load_sweep, run_sweep
-from arithlab.plots import group_of, report
+from arithlab.plots import group_of, report, samples_table
 
 TINY = {key: value for key, value in (o.split("=", 1) for o in TINY_OVERRIDES)}
 
@@ -125,6 +125,33 @@ def test_sweep_runs_resumes_after_a_killed_run_and_reports(tmp_path):
         "accuracy_by_carries.png",
     ):
         assert (out / figure).stat().st_size > 1000 and f"]({figure})" in text
+    # The headline layout: a row per size, a column per format, one seed each (sd 0).
+    for r in rows:
+        size = f"{int(r['data.n_train']):,}"
+        line = next(line for line in text.splitlines() if line.startswith(f"| {size} |"))
+        column = ["plain", "reverse"].index(r["data.format"]) + 1
+        assert line.split(" | ")[column].strip(" |") == f"{100 * float(r['accuracy']):.2f} ± 0.00"
+    assert "| training samples | plain | reverse |" in text and "| samples to 90% |" in text
+
+
+def test_samples_table_gives_mean_sd_and_fewest_samples_to_90_percent():
+    rows = [
+        {"status": "done", "data.format": f, "data.n_train": n, "accuracy": a}
+        for f, n, a in [
+            ("plain", 250, 0.0),
+            ("plain", 250, 0.2),
+            ("plain", 500, 0.5),
+            ("detailed", 250, 0.95),
+            ("detailed", 500, 0.99),
+        ]
+    ] + [{"status": "failed", "data.format": "plain", "data.n_train": 500}]
+    assert samples_table(rows).splitlines() == [
+        "| training samples | detailed | plain |",
+        "|---|---|---|",
+        "| 250 | 95.00 ± 0.00 | 10.00 ± 10.00 |",
+        "| 500 | 99.00 ± 0.00 | 50.00 ± 0.00 |",
+        "| samples to 90% | 250 | > 500 |",
+    ]
 
 
 def test_failing_point_is_recorded_and_the_others_go_on(tmp_path):

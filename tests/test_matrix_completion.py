@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from arithlab.errors import ArithlabError
 from arithlab.matrix_completion import (
     addition_table,
     completion_curve,
@@ -55,15 +56,33 @@ def test_completion_probability_rises_with_entries_revealed():
     assert curve["rectangle_rule"][0] == 0.0 and curve["rectangle_rule"][-1] == 1.0
 
 
-def test_nuclear_norm_recovers_the_table_from_enough_entries_and_not_from_a_few():
+@pytest.mark.parametrize("solver", ["svt", "scs"])
+def test_nuclear_norm_recovers_the_table_from_enough_entries_and_not_from_a_few(solver):
     from arithlab.matrix_completion import completed_by_nuclear_norm, nuclear_norm
 
     rng = np.random.default_rng(0)
     many = reveal(12, 100, rng)
-    assert completed_by_nuclear_norm(many)
-    assert np.abs(nuclear_norm(addition_table(12), many) - addition_table(12)).max() < 1e-3
+    assert completed_by_nuclear_norm(many, solver)
+    assert np.abs(nuclear_norm(addition_table(12), many, solver) - addition_table(12)).max() < 1e-3
     # 12 entries cannot pin down a rank-2 12 x 12 table (it has 23 degrees of freedom).
-    assert not completed_by_nuclear_norm(reveal(12, 12, rng))
+    assert not completed_by_nuclear_norm(reveal(12, 12, rng), solver)
+
+
+def test_numpy_solver_decides_as_scs_does_around_the_threshold():
+    from arithlab.matrix_completion import completed_by_nuclear_norm
+
+    rng = np.random.default_rng(1)
+    masks = [reveal(20, count, rng) for count in (60, 90, 120, 160, 200, 240) for _ in range(2)]
+    svt = [completed_by_nuclear_norm(m, "svt") for m in masks]
+    assert svt == [completed_by_nuclear_norm(m, "scs") for m in masks]
+    assert not svt[0] and svt[-1]  # the threshold lies inside the range
+
+
+def test_unknown_solver_is_named():
+    from arithlab.matrix_completion import nuclear_norm
+
+    with pytest.raises(ArithlabError, match="solver 'cvx'"):
+        nuclear_norm(addition_table(3), np.ones((3, 3), bool), "cvx")
 
 
 def test_both_methods_are_measured_on_the_same_revealed_entries():

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from arithlab import distributed, rundir
 from arithlab.errors import ArithlabError
+from arithlab.matrix_completion import SOLVERS
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -174,7 +175,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", type=int, default=20, help="random reveals a point")
     p.add_argument("--sweep", type=Path, help="a sweep of 2-digit addition runs to draw beside n = 100")
     p.add_argument("--out", type=Path, default=Path("runs/completion"), help="folder for completion.json and PNGs")
-    p.add_argument("--rule-only", action="store_true", help="skip nuclear-norm minimization (needs cvxpy)")
+    p.add_argument("--rule-only", action="store_true", help="skip nuclear-norm minimization")
+    p.add_argument(
+        "--solver",
+        choices=SOLVERS,
+        default=SOLVERS[0],
+        help="nuclear norm: ADMM with singular value thresholding in numpy, or cvxpy's SCS ([completion])",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--curves", type=Path, help="draw the curves of this completion.json instead of measuring")
 
@@ -357,7 +364,8 @@ def cmd_completion(args) -> None:
     else:
         curves = []
         for n in args.n:
-            curves.append(completion_curve(n, default_counts(n), args.trials, args.seed, nuclear=not args.rule_only))
+            nuclear = not args.rule_only
+            curves.append(completion_curve(n, default_counts(n), args.trials, args.seed, nuclear, args.solver))
             print(json.dumps(curves[-1]))
     args.out.mkdir(parents=True, exist_ok=True)
     keys = ("run", "data.format", "data.n_train", "accuracy", "rule_accuracy")

