@@ -143,3 +143,6 @@ def test_completion_command_scores_the_rule_on_each_sweep_runs_own_training_and_
     assert scores[0] < 0.5 and scores[1] == 1.0
     stored = json.loads((tmp_path / "out" / "completion.json").read_text())["sweep"]
     assert [(r["run"], r["rule_accuracy"]) for r in stored] == list(zip(("n_train-150", "n_train-3000"), scores))
+    # Redrawn from completion.json alone, the transformer's points stay with the curves.
+    main(["completion", "--curves", str(tmp_path / "out" / "completion.json"), "--out", str(tmp_path / "again")])
+    assert json.loads((tmp_path / "again" / "completion.json").read_text())["sweep"] == stored

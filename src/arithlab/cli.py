@@ -360,7 +360,10 @@ def cmd_completion(args) -> None:
     rows = collect(args.sweep)[1] if args.sweep else []
     sweep_rule_accuracy(args.sweep, rows)
     if args.curves:  # e.g. to add a sweep's transformer curve to curves measured before
-        curves = rundir.read_json(args.curves)["curves"]
+        stored = rundir.read_json(args.curves)
+        curves = stored["curves"]
+        if not args.sweep:  # keep the transformer's points stored with the curves
+            rows = [{**run, "status": "done"} for run in stored.get("sweep", [])]
     else:
         curves = []
         for n in args.n:
