@@ -304,13 +304,12 @@ def completion_figure(curves: list[dict], folder: Path, sweep_rows: list[dict] =
             if method in curve:
                 ax.plot(curve["revealed"], [100 * v for v in curve[method]], "o-", label=f"completion: {label}")
         if curve["n"] == 100:
-            by_format: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+            by_group = _accuracy_by_group_and_size(sweep_rows)
             rule: dict[int, list[float]] = defaultdict(list)
             for row in sweep_rows:
-                if row.get("status") == "done" and "data.n_train" in row:
-                    by_format[str(row.get("data.format"))][row["data.n_train"]].append(100 * row["accuracy"])
+                if row["status"] == "done" and "data.n_train" in row:
                     rule[row["data.n_train"]].append(100 * row["rule_accuracy"])
-            series = [(f"transformer: {fmt}", points, "s", "--") for fmt, points in sorted(by_format.items())]
+            series = [(f"transformer: {group}", points, "s", "--") for group, points in sorted(by_group.items())]
             if rule:
                 series.append(("rectangle rule on the same training set, its test set", rule, "^", ":"))
             for label, points, marker, line in series:
