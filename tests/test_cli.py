@@ -32,6 +32,18 @@ def test_data_make_writes_disjoint_problem_files(capsys, tmp_path):
     assert json.loads((tmp_path / "d" / "data.json").read_text())["overlap"]["train_test"] == 0
 
 
+def test_data_lengths_writes_every_length_pair_of_a_sweep_and_never_overwrites(capsys, tmp_path):
+    sweep = tmp_path / "s.yaml"
+    settings = "{data.digits: 2, data.n_val: 10, data.n_test: 20}"
+    sweep.write_text(f"name: s\nset: {settings}\naxes:\n  data.n_train: [200, 400]\n  data.seed: [0, 1]\n")
+    out = tmp_path / "lengths.txt"
+    code, printed, _ = run_cli(capsys, "data", "lengths", sweep, "--per-cell", 7, "--out", out)
+    assert code == 0 and printed.startswith(f"wrote 21 problems to {out}: 1x2 7, 2x1 7, 2x2 7")
+    written = out.read_text()
+    code, _, err = run_cli(capsys, "data", "lengths", sweep, "--out", out)
+    assert code != 0 and "already exists" in err and out.read_text() == written
+
+
 def test_ask_prints_raw_output_and_parsed_answer(capsys, trained_run):
     code, out, _ = run_cli(capsys, "ask", trained_run, "12+34")
     assert code == 0

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from arithlab.config import DataConfig, load_config
-from arithlab.data import build_splits, describe, read_problems, write_problems
+from arithlab.data import build_splits, describe, length_test, read_problems, write_problems
 from arithlab.errors import ArithlabError
+from arithlab.evaluator import operand_lengths
 from arithlab.tasks import Problem
 
 SMALL = {"n_train": 2000, "n_val": 200, "n_test": 2000}
@@ -265,3 +267,30 @@ def test_training_by_lengths_uses_only_those_lengths_and_tests_every_pair():
 def test_non_positive_lengths_are_a_config_error():
     with pytest.raises(ArithlabError, match=r"data.test_lengths: \[0, 3\] must be lengths of at least 1 digit"):
         build_splits(DataConfig(lengths=[2], test_lengths=[0, 3], n_train=10))
+
+
+# ---------------------------------------------------------------------------------------
+# A second test set, stratified by operand lengths.
+
+
+def test_length_test_fills_every_length_pair_and_avoids_every_training_set():
+    small = dict(digits=2, n_val=10, n_test=20)
+    configs = [DataConfig(n_train=300, **small), DataConfig(n_train=600, seed=1, **small)]
+    problems = length_test(configs, per_cell=40, seed=0)
+    cells = Counter(operand_lengths(p) for p in problems)
+    # 1x1 has 100 problems in all and balanced training holds every one of them.
+    assert cells == {(1, 2): 40, (2, 1): 40, (2, 2): 40}
+    assert len(set(problems)) == len(problems)
+    for cfg in configs:
+        assert not set(build_splits(cfg).train) & set(problems)
+
+
+def test_extra_test_file_is_read_and_must_not_overlap_training(tmp_path):
+    cfg = DataConfig(n_train=300, digits=2, n_val=10, n_test=20)
+    path = tmp_path / "extra.txt"
+    write_problems(path, length_test([cfg], per_cell=5, seed=0))
+    splits = build_splits(DataConfig(**{**cfg.__dict__, "extra_test_file": str(path)}))
+    assert splits.extra_test == read_problems(path)
+    write_problems(path, splits.train[:3] + splits.extra_test)
+    with pytest.raises(ArithlabError, match=f"{path}: 3 test problems are also in the training set"):
+        build_splits(DataConfig(**{**cfg.__dict__, "extra_test_file": str(path)}))

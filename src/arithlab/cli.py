@@ -121,6 +121,18 @@ def _parser() -> argparse.ArgumentParser:
     make.add_argument("config", type=Path)
     make.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     make.add_argument("--out", type=Path, required=True)
+    lengths = data_verbs.add_parser(
+        "lengths",
+        help="write a test file with every operand-length pair, disjoint from a config's or sweep's training sets",
+        formatter_class=fmt,
+        epilog="example:\n  arithlab data lengths configs/sweeps/sample_efficiency_cpu.yaml --per-cell 100 "
+        "--out length_test.txt\n(then score runs on it with --set data.extra_test_file=length_test.txt)",
+    )
+    lengths.add_argument("source", type=Path, help="a config or a sweep file whose training problems to avoid")
+    lengths.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    lengths.add_argument("--per-cell", type=int, default=100, help="problems per (digits of a, digits of b) cell")
+    lengths.add_argument("--seed", type=int, default=0)
+    lengths.add_argument("--out", type=Path, required=True, help="the problem file to write (never overwritten)")
     text = data_verbs.add_parser(
         "text",
         help="get tiny-shakespeare for text mixing, or describe a text file",
@@ -286,6 +298,9 @@ def cmd_data(args) -> None:
     if args.data_verb == "text":
         _data_text(args)
         return
+    if args.data_verb == "lengths":
+        _data_lengths(args)
+        return
     from arithlab.config import load_config
     from arithlab.data import build_splits, describe
 
@@ -296,6 +311,30 @@ def cmd_data(args) -> None:
     rundir.write_json(args.out / rundir.DATA, describe(splits, cfg.data.format, cfg.data.exclude))
     sizes = f"{len(splits.train)} train, {len(splits.validation)} validation, {len(splits.test)} test"
     print(f"wrote {sizes} problems to {args.out}")
+
+
+def _data_lengths(args) -> None:
+    from collections import Counter
+
+    from arithlab.config import load_config
+    from arithlab.data import length_test, write_problems
+    from arithlab.evaluator import operand_lengths
+    from arithlab.experiments import is_sweep, load_sweep
+
+    if args.out.exists():
+        raise ArithlabError(f"{args.out} already exists; choose another --out (it is never overwritten)")
+    if args.per_cell < 1:
+        raise ArithlabError(f"--per-cell {args.per_cell}: must be at least 1")
+    if is_sweep(args.source):
+        if args.overrides:
+            raise ArithlabError("--set applies to a config; a sweep's points have their own settings")
+        configs = [point.config.data for point in load_sweep(args.source)[1]]
+    else:
+        configs = [load_config(args.source, args.overrides).data]
+    problems = length_test(configs, args.per_cell, args.seed)
+    write_problems(args.out, problems)
+    cells = Counter("x".join(map(str, operand_lengths(p))) for p in problems)
+    print(f"wrote {len(problems)} problems to {args.out}: " + ", ".join(f"{k} {v}" for k, v in sorted(cells.items())))
 
 
 def _data_text(args) -> None:

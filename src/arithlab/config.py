@@ -43,6 +43,9 @@ class DataConfig:
     seed: int = 0  # fixes the problems; apart from train.seed
     train_file: str | None = None  # problem files instead of sampling
     test_file: str | None = None
+    # A second test set every run is also scored on (eval.json: `extra_test`), such as one
+    # stratified by operand lengths (`arithlab data lengths`); none of it may be in training.
+    extra_test_file: str | None = None
     # Text mixed with the arithmetic (the study's Shakespeare runs; objective stream only).
     # The file's last `text_heldout` share is held out for perplexity; the rest is cut into
     # chunks of `text_chunk` characters. The training stream is `text_blocks` blocks, each

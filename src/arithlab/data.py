@@ -19,7 +19,7 @@ import random
 import urllib.error
 import urllib.request
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from arithlab import sampling
@@ -37,6 +37,9 @@ class Splits:
     train: list[Problem]
     validation: list[Problem]
     test: list[Problem]
+    # A second test set from data.extra_test_file (e.g. stratified by operand lengths),
+    # scored apart at the end of training.
+    extra_test: list[Problem] = field(default_factory=list)
 
 
 def read_problems(path: Path) -> list[Problem]:
@@ -104,13 +107,8 @@ def _by_lengths(cfg: DataConfig, symbols: list[str]) -> Splits:
     ]
     used = set(train)
     test_lengths = cfg.test_lengths or cfg.lengths
-    cells = [(a, b) for a in test_lengths for b in test_lengths]
-    per_cell = -(-cfg.n_test // len(cells))
-    test = []
-    for symbol in symbols:
-        for a, b in cells:
-            stream = sampling.of_lengths(symbol, [a], [b], cfg.seed + _TEST_STREAM)
-            test += sampling.take_distinct(stream, per_cell, used, partial=True)
+    per_cell = -(-cfg.n_test // len(test_lengths) ** 2)
+    test = by_length_cells(symbols, test_lengths, per_cell, cfg.seed + _TEST_STREAM, used)
     used |= set(test)
     validation = [
         problem
@@ -122,15 +120,56 @@ def _by_lengths(cfg: DataConfig, symbols: list[str]) -> Splits:
     return Splits(train, validation, test)
 
 
+def by_length_cells(
+    symbols: list[str], lengths: list[int], per_cell: int, seed: int, avoid: set[Problem]
+) -> list[Problem]:
+    """`per_cell` distinct problems for every (digits of a, digits of b) pair of `lengths`,
+    none in `avoid`; fewer only in a cell that runs out of new problems (1 digit by 1
+    digit has 100 in all)."""
+    return [
+        problem
+        for symbol in symbols
+        for a in lengths
+        for b in lengths
+        for problem in sampling.take_distinct(
+            sampling.of_lengths(symbol, [a], [b], seed), per_cell, avoid, partial=True
+        )
+    ]
+
+
+def length_test(configs: list[DataConfig], per_cell: int, seed: int) -> list[Problem]:
+    """A test set stratified by operand lengths for runs of these data configs (a sweep's
+    points): every length pair up to the largest `digits` (or of `lengths`), none of the
+    problems in any config's training set, so that every run is scored on the same file."""
+    trained: set[Problem] = set()
+    symbols: list[str] = []
+    lengths: set[int] = set()
+    for cfg in {repr(c): c for c in configs}.values():  # points that differ only in training share data
+        trained.update(build_splits(cfg).train)
+        symbols += [operation(name).symbol for name in (cfg.operations or [cfg.operation])]
+        lengths.update(cfg.lengths or range(1, cfg.digits + 1))
+    return by_length_cells(list(dict.fromkeys(symbols)), sorted(lengths), per_cell, seed, trained)
+
+
 def build_splits(cfg: DataConfig) -> Splits:
     symbols = [operation(name).symbol for name in (cfg.operations or [cfg.operation])]
     if cfg.lengths and (cfg.train_file or cfg.test_file):
         raise ArithlabError("config keys data.lengths and data.train_file/test_file: give one or the other")
     splits = _by_lengths(cfg, symbols) if cfg.lengths else _by_digits(cfg, symbols)
+    if cfg.extra_test_file:
+        splits.extra_test = read_problems(Path(cfg.extra_test_file))
+        _check_unseen(cfg.extra_test_file, splits.extra_test, set(splits.train))
     fmt = get_format(cfg.format)
-    for problem in (*splits.train, *splits.test):
+    for problem in (*splits.train, *splits.test, *splits.extra_test):
         fmt.check(problem)
     return splits
+
+
+def _check_unseen(path: str, problems: list[Problem], train: set[Problem]) -> None:
+    shared = train.intersection(problems)
+    if shared:
+        example = min(shared).question
+        raise ArithlabError(f"{path}: {len(shared)} test problems are also in the training set (e.g. {example})")
 
 
 def _by_digits(cfg: DataConfig, symbols: list[str]) -> Splits:
@@ -148,12 +187,7 @@ def _by_digits(cfg: DataConfig, symbols: list[str]) -> Splits:
     test_digits = cfg.test_digits or cfg.digits
     if cfg.test_file:
         test = read_problems(Path(cfg.test_file))
-        shared = used & set(test)
-        if shared:
-            example = min(shared).question
-            raise ArithlabError(
-                f"{cfg.test_file}: {len(shared)} test problems are also in the training set (e.g. {example})"
-            )
+        _check_unseen(cfg.test_file, test, used)
     else:
         test = [
             problem

@@ -63,6 +63,12 @@ def _point_name(group: dict, axes: dict) -> str:
     return re.sub(r"[^A-Za-z0-9._=-]+", "_", "_".join(parts)) or "base"
 
 
+def is_sweep(path: Path) -> bool:
+    """Whether a YAML file is a sweep (base, set, axes, linked) rather than a config."""
+    spec = read_yaml(path)
+    return bool(spec) and set(spec) <= SWEEP_KEYS and bool(set(spec) - {"name"})
+
+
 def load_sweep(path: Path) -> tuple[str, list[Point]]:
     """The sweep's name and its points, each a checked config."""
     spec = read_yaml(path)

@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 
 from arithlab.config import Config, config_from_dict, read_yaml
-from arithlab.data import Splits, read_problems
+from arithlab.data import Splits, read_problems, write_problems
 from arithlab.errors import ArithlabError
 from arithlab.model import GPT, GPTConfig
 from arithlab.tokenizer import CharTokenizer
@@ -29,6 +29,7 @@ CHECKPOINT = "checkpoint"
 FEWSHOT = "fewshot.json"  # few-shot results, one entry per variant
 TEXT_HELDOUT = "text_heldout.txt"  # text-mixed runs: the held-out text perplexity is measured on
 SPLIT_FILES = {"train": "train.txt", "validation": "validation.txt", "test": "test.txt"}
+EXTRA_TEST = "extra_test.txt"  # only where the run has one (data.extra_test_file)
 
 
 def prepare(out: Path, resume: bool, force: bool) -> None:
@@ -81,11 +82,16 @@ def load_run_config(run: Path) -> Config:
 
 def write_splits(run: Path, splits: Splits) -> None:
     for split, name in SPLIT_FILES.items():
-        (run / name).write_text("".join(f"{p.line}\n" for p in getattr(splits, split)))
+        write_problems(run / name, getattr(splits, split))
+    if splits.extra_test:
+        write_problems(run / EXTRA_TEST, splits.extra_test)
 
 
 def read_splits(run: Path) -> Splits:
-    return Splits(**{split: read_problems(run / name) for split, name in SPLIT_FILES.items()})
+    splits = Splits(**{split: read_problems(run / name) for split, name in SPLIT_FILES.items()})
+    if (run / EXTRA_TEST).exists():
+        splits.extra_test = read_problems(run / EXTRA_TEST)
+    return splits
 
 
 def gpt_config(cfg: Config, tokenizer: CharTokenizer) -> GPTConfig:

@@ -274,6 +274,10 @@ def _finish(cfg, out, model, tokenizer, fmt, splits, state, text: Text | None = 
     )
     if text is not None:
         summary["text_perplexity"] = perplexity(model, tokenizer, text.heldout)
+    if splits.extra_test:
+        summary["extra_test"], _ = evaluate(
+            model, tokenizer, fmt, splits.extra_test, excluded=cfg.data.exclude, **decoding_options(cfg)
+        )
     rundir.write_jsonl(out / rundir.PREDICTIONS, predictions)
     if cfg.eval.shots > 0:
         rundir.add_fewshot(out, fewshot_eval(cfg, model, tokenizer, splits, text.heldout if text else None))
