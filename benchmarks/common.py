@@ -14,7 +14,7 @@ import torch
 
 from arithlab.batches import AnswerBatches, StreamBatches
 from arithlab.config import load_config
-from arithlab.data import build_splits
+from arithlab.data import build_splits, training_stream
 from arithlab.formats import get_format
 from arithlab.model import GPT, PRESETS, GPTConfig
 from arithlab.tokenizer import CharTokenizer
@@ -51,7 +51,7 @@ def time_steps(preset: str, objective: str, batch_size: int, steps: int, compile
         batches = AnswerBatches(problems, fmt, tokenizer)
         block = batches.longest
     else:
-        batches = StreamBatches(problems, fmt, tokenizer, STREAM_CONTEXT)
+        batches = StreamBatches(training_stream(cfg.data, problems), tokenizer, STREAM_CONTEXT)
         block = STREAM_CONTEXT
     mean_sample = sum(len("\n" + fmt.render(p)) for p in problems) / len(problems)
     torch.manual_seed(0)

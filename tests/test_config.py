@@ -112,7 +112,7 @@ def test_bad_choice_names_the_allowed_values(key):
 
 
 def test_bad_objective_names_answer_and_stream():
-    with pytest.raises(ArithlabError, match="answer, stream"):
+    with pytest.raises(ArithlabError, match="answer, packed, stream"):
         load_config(None, ["train.objective=foo"])
 
 

@@ -1,12 +1,22 @@
-"""Batches for the two training objectives.
+"""Batches for the three training objectives.
 
-`answer` (ours, the default): one sample a row, `\\n` + sample, padded to the longest row
-of the batch; the loss covers every token after the prompt through the final `\\n`.
+`answer` (ours): one sample a row, `\\n` + sample, padded to the longest row of the batch;
+the loss covers every token after the prompt through the final `\\n`.
+`packed` (ours): rows of whole samples drawn at random and joined, each row cut at a
+random point of its first sample, so that a sample starts at a different position, after
+different neighbours, every time it is seen (as in the study's windows); the loss covers
+the answers whose prompt lies whole inside the row.
 `stream` (the study's): all samples joined into one text (or mixed with a text corpus:
 data.py's `training_stream`), random windows of it, loss on every character.
+
+`train.loss_on: sample` widens the answer and packed losses to every token of a sample,
+its prompt included (as the study's loss does). `train.balance_lengths` draws the rows so
+that every operand-length pair of the training set comes up equally often.
 """
 
 from __future__ import annotations
+
+from collections import Counter
 
 import torch
 
@@ -15,42 +25,124 @@ from arithlab.formats import Format
 from arithlab.tasks import Problem
 from arithlab.tokenizer import CharTokenizer
 
-IGNORE = -100
+IGNORE = -100  # the target of a position the loss skips (cross_entropy's ignore_index)
+
+
+def length_weights(problems: list[Problem]) -> torch.Tensor:
+    """A weight per problem such that every (operation, digits of a, digits of b) class
+    is drawn equally often; problems of a function (sin, sqrt) form one class."""
+    keys = [(p.op, None) if p.is_function else (p.op, len(str(p.a)), len(str(p.b))) for p in problems]
+    counts = Counter(keys)
+    return torch.tensor([1.0 / counts[k] for k in keys], dtype=torch.double)
+
+
+class _Rows:
+    """Draws training samples by index: uniformly, or balanced over length pairs."""
+
+    def __init__(self, problems: list[Problem], balance_lengths: bool):
+        self.count = len(problems)
+        self.weights = length_weights(problems) if balance_lengths else None
+
+    def draw(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        if self.weights is None:
+            return torch.randint(self.count, (n,), generator=generator)
+        return torch.multinomial(self.weights, n, replacement=True, generator=generator)
+
+
+def _answer(fmt: Format, problem: Problem) -> str:
+    """What follows the prompt in a training sample: the answer and its end marker."""
+    return fmt.render(problem)[len(fmt.prompt(problem)) :]
 
 
 class AnswerBatches:
-    def __init__(self, problems: list[Problem], fmt: Format, tokenizer: CharTokenizer):
+    def __init__(
+        self,
+        problems: list[Problem],
+        fmt: Format,
+        tokenizer: CharTokenizer,
+        balance_lengths: bool = False,
+        loss_on: str = "answer",
+    ):
         # Prompt and answer are encoded apart, so the prompt's tokens are exactly those the
         # model is given at evaluation (a BPE tokenizer could merge across the boundary).
         prompts = [tokenizer.encode(prompt_text(fmt, p)) for p in problems]
-        rows = [prompt + tokenizer.encode(fmt.render(p)[len(fmt.prompt(p)) :]) for prompt, p in zip(prompts, problems)]
-        prompt_lengths = [len(prompt) for prompt in prompts]
+        rows = [prompt + tokenizer.encode(_answer(fmt, p)) for prompt, p in zip(prompts, problems)]
+        # Position t predicts token t+1; the loss starts at the first answer token, or at
+        # the first token after the newline with loss_on: sample.
+        first = [len(prompt) if loss_on == "answer" else 1 for prompt in prompts]
+        self.rows = _Rows(problems, balance_lengths)
         self.longest = max(map(len, rows))
         self.lengths = torch.tensor([len(r) for r in rows])
         self.tokens = torch.zeros(len(rows), self.longest, dtype=torch.long)
         self.targets = torch.full((len(rows), self.longest - 1), IGNORE, dtype=torch.long)
-        for i, (row, plen) in enumerate(zip(rows, prompt_lengths)):
+        for i, (row, start) in enumerate(zip(rows, first)):
             self.tokens[i, : len(row)] = torch.tensor(row)
-            # Position t predicts token t+1: the answer's tokens are plen .. len(row)-1.
-            self.targets[i, plen - 1 : len(row) - 1] = self.tokens[i, plen : len(row)]
+            self.targets[i, start - 1 : len(row) - 1] = self.tokens[i, start : len(row)]
 
     def sample(self, batch_size: int, generator: torch.Generator):
         """(inputs, targets, input tokens that are not padding)."""
-        rows = torch.randint(len(self.lengths), (batch_size,), generator=generator)
+        rows = self.rows.draw(batch_size, generator)
         width = int(self.lengths[rows].max()) - 1
         real_tokens = int((self.lengths[rows] - 1).sum())
         return self.tokens[rows, :width], self.targets[rows, :width], real_tokens
 
 
-class StreamBatches:
+class PackedBatches:
     def __init__(
-        self, problems: list[Problem], fmt: Format, tokenizer: CharTokenizer, block_size: int, text: str | None = None
+        self,
+        problems: list[Problem],
+        fmt: Format,
+        tokenizer: CharTokenizer,
+        window: int,
+        balance_lengths: bool = False,
+        loss_on: str = "answer",
     ):
-        # Every sample follows a newline, as in the study's training files; `text`, where
-        # given, is the whole stream already built (text-mixed runs).
-        if text is None:
-            text = "\n" + "".join(fmt.render(p) for p in problems)
-        self.data = torch.tensor(tokenizer.encode(text), dtype=torch.long)
+        self.window = window
+        self.newline = torch.tensor(tokenizer.encode("\n"))
+        samples, scored = [], []  # each sample's tokens, and which of them the loss covers
+        for p in problems:
+            prompt, answer = tokenizer.encode(fmt.prompt(p)), tokenizer.encode(_answer(fmt, p))
+            samples.append(prompt + answer)
+            scored.append([loss_on == "sample"] * len(prompt) + [True] * len(answer))
+        self.lengths = torch.tensor([len(s) for s in samples])
+        longest = int(self.lengths.max())
+        self.tokens = torch.zeros(len(samples), longest, dtype=torch.long)
+        self.scored = torch.zeros(len(samples), longest, dtype=torch.bool)
+        for i, (sample, marks) in enumerate(zip(samples, scored)):
+            self.tokens[i, : len(sample)] = torch.tensor(sample)
+            self.scored[i, : len(sample)] = torch.tensor(marks)
+        self.rows = _Rows(problems, balance_lengths)
+        # Enough samples to fill any row, however it is cut.
+        self.per_row = (window + longest) // int(self.lengths.min()) + 2
+
+    def sample(self, batch_size: int, generator: torch.Generator):
+        """(inputs, targets, input tokens): every row `window` tokens, none of them padding."""
+        picks = self.rows.draw(batch_size * self.per_row, generator).view(batch_size, -1)
+        cuts = torch.rand(batch_size, generator=generator)
+        # Each row is a newline, then its picked samples; sample k ends at ends[:, k] (and
+        # piece 0 is the newline). The row is cut anywhere from the newline to the last
+        # token of its first sample.
+        newline = len(self.newline)
+        ends = newline + self.lengths[picks].cumsum(1)
+        begins = ends - self.lengths[picks]
+        start = (cuts * (newline + self.lengths[picks[:, 0]])).long()
+        at = start[:, None] + torch.arange(self.window + 1)  # (B, window + 1) places in the joined row
+        k = torch.searchsorted(ends, at, right=True).clamp(max=self.per_row - 1)
+        sample, offset = picks.gather(1, k), (at - begins.gather(1, k)).clamp(min=0)
+        in_newline = at < newline
+        tokens = torch.where(in_newline, self.newline[at.clamp(max=newline - 1)], self.tokens[sample, offset])
+        # A sample's tokens are targets only where the row holds its whole prompt and the
+        # newline before it.
+        whole = begins.gather(1, k) - newline >= start[:, None]
+        scored = ~in_newline & self.scored[sample, offset] & whole
+        return tokens[:, :-1], torch.where(scored[:, 1:], tokens[:, 1:], IGNORE), batch_size * self.window
+
+
+class StreamBatches:
+    def __init__(self, stream: str, tokenizer: CharTokenizer, block_size: int):
+        # `stream`: data.py's `training_stream`, the samples (in every mixed-in format, and
+        # with a text where mixed) joined so that every sample follows a newline.
+        self.data = torch.tensor(tokenizer.encode(stream), dtype=torch.long)
         self.block_size = min(block_size, len(self.data) - 1)
 
     def sample(self, batch_size: int, generator: torch.Generator):

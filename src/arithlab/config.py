@@ -93,7 +93,10 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    objective: str = "answer"  # answer | stream
+    objective: str = "answer"  # answer | packed | stream (batches.py)
+    loss_on: str = "answer"  # answer | sample: what the answer and packed losses cover
+    # Draw training rows so that every operand-length pair comes up equally often.
+    balance_lengths: bool = False
     batch_size: int = 256
     max_iters: int = 2000
     lr: float = 1e-3
@@ -154,7 +157,8 @@ class Config:
 CHOICES = {
     "data.sampling": ("balanced", "uniform"),
     "data.test_sampling": ("balanced", "uniform"),
-    "train.objective": ("answer", "stream"),
+    "train.objective": ("answer", "packed", "stream"),
+    "train.loss_on": ("answer", "sample"),
     "model.positions": ("learned", "none", "abacus", "coupled"),
     "model.place_table": ("learned", "sinusoidal", "relative", "local"),
     "train.device": ("auto", "cpu", "cuda", "mps"),

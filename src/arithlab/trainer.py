@@ -24,7 +24,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from arithlab import build, distributed, rundir
-from arithlab.batches import AnswerBatches, StreamBatches
+from arithlab.batches import AnswerBatches, PackedBatches, StreamBatches
 from arithlab.config import Config
 from arithlab.data import (
     Text,
@@ -58,6 +58,9 @@ def pick_device(name: str) -> str:
     return "cpu"
 
 
+PACKED_SAMPLES = 4  # samples in a packed row, by default (model.block_size sets the row's length)
+
+
 def resolve(cfg: Config, splits, tokenizer=None) -> Config:
     """The config with every model dimension filled in (what config.yaml records): from
     the preset, or from the pretrained model `model.init` names."""
@@ -81,7 +84,9 @@ def resolve(cfg: Config, splits, tokenizer=None) -> Config:
         longest = max(len(tokenizer.encode(s)) for s in samples)
     fitted = longest + DECODE_SLACK + cfg.train.position_offset
     if model.block_size is None:
-        model.block_size = max(least, 256 if cfg.train.objective == "stream" and fitted < 256 else fitted)
+        # A packed row holds about 4 samples; a stream window is the study's 256 characters.
+        rows = {"packed": PACKED_SAMPLES * longest, "stream": 256}.get(cfg.train.objective, 0)
+        model.block_size = max(least, fitted, rows)
     elif model.block_size < fitted:
         raise ArithlabError(
             f"config key model.block_size: {model.block_size} is too small; the longest sample needs {fitted} "
@@ -189,11 +194,13 @@ def _train(cfg: Config, out: Path, resume: bool, progress: bool, device: str) ->
         model = build.new_model(cfg, tokenizer, out if main and not resume else None)
     model = model.to(device)
     optimizer = model.optimizer(tc.lr, tc.weight_decay, (tc.beta1, tc.beta2), fused=device.startswith("cuda"))
+    window = cfg.model.block_size - tc.position_offset  # packed rows and stream windows
     if tc.objective == "answer":
-        batches = AnswerBatches(splits.train, fmt, tokenizer)
+        batches = AnswerBatches(splits.train, fmt, tokenizer, tc.balance_lengths, tc.loss_on)
+    elif tc.objective == "packed":
+        batches = PackedBatches(splits.train, fmt, tokenizer, window, tc.balance_lengths, tc.loss_on)
     else:
-        stream = training_stream(cfg.data, splits.train, text) if text is not None else None
-        batches = StreamBatches(splits.train, fmt, tokenizer, cfg.model.block_size - tc.position_offset, stream)
+        batches = StreamBatches(training_stream(cfg.data, splits.train, text), tokenizer, window)
     state = {
         "iter": 0,
         "tokens_seen": 0,
