@@ -204,3 +204,14 @@ def test_one_model_learns_several_operations_and_reports_each(tmp_path):
     summary = json.loads((out / "eval.json").read_text())
     assert summary["n"] == 100 and set(summary["by_operation"]) == {"add", "sub"}
     assert all(cell["n"] == 50 for cell in summary["by_operation"].values())
+
+
+def test_mix_formats_without_a_text_file_changes_the_training_stream(tmp_path):
+    # The stream objective builds its stream in one place (data.training_stream): formats
+    # mixed in reach training with or without a text file.
+    settings = ["train.objective=stream", "model.block_size=128", "train.max_iters=3", "train.eval_interval=3"]
+    settings += ["model.n_layer=1", "model.n_embd=32", "model.n_head=2", "data.n_val=5", "data.n_test=5"]
+    alone = train(tiny_config(*settings), tmp_path / "alone", progress=False)
+    mixed = train(tiny_config(*settings, "data.mix_formats=[simplified]"), tmp_path / "mixed", progress=False)
+    weights = [load_file(run / "model.safetensors") for run in (alone, mixed)]
+    assert any(not torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
