@@ -11,14 +11,15 @@ import time
 import pytest
 from conftest import TINY_OVERRIDES
 
+from arithlab.data import length_test, write_problems
 from arithlab.errors import ArithlabError
 from arithlab.experiments import describe_points, load_sweep, run_sweep
-from arithlab.plots import group_of, report, samples_table
+from arithlab.plots import group_of, lengths_table, report, samples_table
 
 TINY = {key: value for key, value in (o.split("=", 1) for o in TINY_OVERRIDES)}
 
 
-def _sweep_file(tmp_path, **extra):
+def _sweep_file(tmp_path, more_settings=(), **extra):
     settings = {
         **TINY,
         "model.n_layer": 1,
@@ -30,6 +31,7 @@ def _sweep_file(tmp_path, **extra):
         "data.n_train": 300,
         "data.n_val": 20,
         "data.n_test": 40,
+        **dict(more_settings),
     }
     settings.pop("name")
     spec = {
@@ -81,7 +83,10 @@ def test_bad_sweep_key_or_value_names_the_point(tmp_path):
 
 
 def test_sweep_runs_resumes_after_a_killed_run_and_reports(tmp_path):
-    path = _sweep_file(tmp_path)
+    # Every point is also scored on one length-stratified file, disjoint from all their training sets.
+    lengths_file = tmp_path / "lengths.txt"
+    write_problems(lengths_file, length_test([p.config.data for p in load_sweep(_sweep_file(tmp_path))[1]], 10, 0))
+    path = _sweep_file(tmp_path, {"data.extra_test_file": str(lengths_file)})
     out = tmp_path / "runs"
     # Start the sweep in its own process and kill it while the first point trains.
     proc = subprocess.Popen(
@@ -132,6 +137,15 @@ def test_sweep_runs_resumes_after_a_killed_run_and_reports(tmp_path):
         column = ["plain", "reverse"].index(r["data.format"]) + 1
         assert line.split(" | ")[column].strip(" |") == f"{100 * float(r['accuracy']):.2f} ± 0.00"
     assert "| training samples | plain | reverse |" in text and "| samples to 90% |" in text
+    # Per-length cells from the stratified file: 1x2, 2x1 and 2x2 (1x1 is all in training).
+    extra = json.loads((out / rows[0]["run"] / "eval.json").read_text())["extra_test"]
+    assert extra["n"] == 30 and set(extra["by_lengths"]) == {"1x2", "2x1", "2x2"}
+    assert "by operand lengths (digits of a x digits of b), the length-stratified extra test" in text
+    assert "| line | training samples | 1x2 | 2x1 | 2x2 | weakest |" in text
+    # --study adds the study's published curves (dashed) to the samples figure.
+    ours = (out / "accuracy_vs_samples.png").read_bytes()
+    report(out, study=True)
+    assert (out / "accuracy_vs_samples.png").read_bytes() != ours
 
 
 def test_samples_table_gives_mean_sd_and_fewest_samples_to_90_percent():
@@ -152,6 +166,28 @@ def test_samples_table_gives_mean_sd_and_fewest_samples_to_90_percent():
         "| 500 | 99.00 ± 0.00 | 50.00 ± 0.00 |",
         "| samples to 90% | 250 | > 500 |",
     ]
+
+
+def test_lengths_table_gives_each_cell_mean_over_seeds_and_the_weakest_cell():
+    def row(fmt, n, cells, status="done"):
+        lengths = {f"lengths_{k}": v for k, v in cells.items()}
+        return {"status": status, "data.format": fmt, "data.n_train": n, **lengths}
+
+    rows = [
+        row("reverse", 500, {"1x2": 0.5, "2x1": 1.0, "2x2": 1.0}),
+        row("reverse", 500, {"1x2": 0.7, "2x1": 0.9, "2x2": 1.0}),
+        row("reverse", 1000, {"1x2": 1.0, "2x1": 0.98, "2x2": 1.0}),
+        row("plain", 500, {"1x2": 0.1, "2x1": 0.2, "2x2": 0.3}),
+        row("plain", 1000, {"1x2": 0.0, "2x1": 0.0, "2x2": 0.0}, status="failed"),
+    ]
+    assert lengths_table(rows).splitlines() == [
+        "| line | training samples | 1x2 | 2x1 | 2x2 | weakest |",
+        "|---|---|---|---|---|---|",
+        "| plain | 500 | 10.0 | 20.0 | 30.0 | 1x2: 10.0 |",
+        "| reverse | 500 | 60.0 | 95.0 | 100.0 | 1x2: 60.0 |",
+        "| reverse | 1,000 | 100.0 | 98.0 | 100.0 | 2x1: 98.0 |",
+    ]
+    assert lengths_table([row("reverse", 500, {"3x3": 1.0})]) == ""
 
 
 def test_failing_point_is_recorded_and_the_others_go_on(tmp_path):

@@ -174,6 +174,9 @@ def _parser() -> argparse.ArgumentParser:
         epilog="examples:\n  arithlab report runs/sample_efficiency_cpu\n  arithlab report runs/length_coupled",
     )
     p.add_argument("folder", type=Path, help="a sweep folder, or one run directory (its length heat map)")
+    p.add_argument(
+        "--study", action="store_true", help="draw the study's 3-digit addition numbers beside ours (dashed)"
+    )
 
     p = verbs.add_parser(
         "completion",
@@ -387,7 +390,7 @@ def cmd_sweep(args) -> None:
 def cmd_report(args) -> None:
     from arithlab.plots import report
 
-    print(f"report: {report(args.folder)}")
+    print(f"report: {report(args.folder, args.study)}")
 
 
 def cmd_completion(args) -> None:

@@ -20,6 +20,16 @@ from arithlab import rundir
 from arithlab.errors import ArithlabError
 from arithlab.experiments import SWEEP_FILE, status
 
+# The study's headline table (3-digit addition, NanoGPT 10.6M, stream objective, 10,000
+# test problems): test accuracy (%) by format and training samples, for `--study` lines.
+STUDY_SIZES = (250, 500, 1000, 2000, 3000, 4000, 5000, 10000, 20000)
+STUDY_ADDITION = {
+    "plain": (0, 0, 0.39, 1.74, 28.75, 62.25, 81.09, 87.42, 90.12),
+    "reverse": (0, 0, 1.57, 30.65, 79.14, 98.17, 99.83, 100, 100),
+    "simplified": (0.4, 0.1, 84.65, 99.7, 99.8, 99.9, 100, 100, 100),
+    "detailed": (59.5, 92.8, 99.8, 99.6, 100, 100, 99.9, 100, 100),
+}
+
 
 def collect(folder: Path) -> tuple[list[str], list[dict]]:
     """The sweep's axes and one row per point (finished or not)."""
@@ -41,9 +51,18 @@ def collect(folder: Path) -> tuple[list[str], list[dict]]:
                 iters=summary.get("iters"),
                 **{f"carries_{k}": v["accuracy"] for k, v in summary["by_carries"].items()},
                 **{f"digits_{k}": v["accuracy"] for k, v in summary["by_digits"].items()},
+                **_length_cells(summary),
             )
         rows.append(row)
     return sweep["axes"], rows
+
+
+def _length_cells(summary: dict) -> dict:
+    """`lengths_AxB` accuracies, from the length-stratified extra test where the run has one
+    (every cell well filled), else from its test set."""
+    source = summary.get("extra_test", summary)
+    cells = {f"lengths_{k}": v["accuracy"] for k, v in source.get("by_lengths", {}).items()}
+    return cells | ({"lengths_from": "extra_test" if "extra_test" in summary else "test"} if cells else {})
 
 
 def _columns(rows: list[dict]) -> list[str]:
@@ -106,6 +125,32 @@ def samples_table(rows: list[dict], threshold: float = 0.9) -> str:
     return "\n".join(lines) + "\n"
 
 
+def lengths_table(rows: list[dict]) -> str:
+    """Accuracy (%) per (digits of a x digits of b) cell, one row per figure line and
+    training-set size, the mean over finished seeds, and the weakest cell of each row.
+    Empty where no run has more than one cell."""
+    cell_keys = sorted({k for r in rows for k in r if k.startswith("lengths_") and k != "lengths_from"})
+    if len(cell_keys) < 2:
+        return ""
+    groups: dict[tuple[str, int | None], list[dict]] = defaultdict(list)
+    for row in rows:
+        if row["status"] == "done":
+            groups[(group_of(row), row.get("data.n_train"))].append(row)
+    names = [k.removeprefix("lengths_") for k in cell_keys]
+    lines = ["| line | training samples | " + " | ".join(names) + " | weakest |", "|---" * (len(names) + 3) + "|"]
+    for (group, size), members in sorted(groups.items(), key=lambda item: (item[0][0], item[0][1] or 0)):
+        means = {
+            name: statistics.mean(100 * r[key] for r in members if key in r)
+            for name, key in zip(names, cell_keys)
+            if any(key in r for r in members)
+        }
+        weakest = min(means, key=means.get)
+        cells = " | ".join(f"{means[name]:.1f}" if name in means else "" for name in names)
+        size_text = f"{size:,}" if size is not None else ""
+        lines.append(f"| {group} | {size_text} | {cells} | {weakest}: {means[weakest]:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
 def group_of(row: dict) -> str:
     """The line a run belongs to in the figures: its linked group's name where it has one
     (groups can share a format, e.g. reverse from scratch and reverse after pretraining),
@@ -113,7 +158,7 @@ def group_of(row: dict) -> str:
     return str(row.get("name") or row.get("data.format", "all"))
 
 
-def _figures(folder: Path, rows: list[dict]) -> list[tuple[str, str]]:
+def _figures(folder: Path, rows: list[dict], study: bool = False) -> list[tuple[str, str]]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -125,10 +170,12 @@ def _figures(folder: Path, rows: list[dict]) -> list[tuple[str, str]]:
     if done and "data.n_train" in done[0]:
         fig, ax = plt.subplots(figsize=(6, 4))
         by_group = _accuracy_by_group_and_size(done)
-        for group, points in sorted(by_group.items()):
+        for i, (group, points) in enumerate(sorted(by_group.items())):
             sizes = sorted(points)
             means, spreads = zip(*(_mean_spread(points[n]) for n in sizes))
-            ax.errorbar(sizes, means, yerr=spreads, marker="o", capsize=3, label=group)
+            ax.errorbar(sizes, means, yerr=spreads, marker="o", capsize=3, color=f"C{i}", label=group)
+            if study and group in STUDY_ADDITION:
+                ax.plot(STUDY_SIZES, STUDY_ADDITION[group], ls="--", color=f"C{i}", alpha=0.7, label=f"{group}: study")
         all_sizes = sorted({n for points in by_group.values() for n in points})
         ax.set_xscale("log")
         ax.set_xticks(all_sizes, [f"{n:,}" for n in all_sizes], rotation=45)
@@ -251,20 +298,30 @@ def _save(fig, folder: Path, name: str, title: str) -> tuple[str, str]:
     return name, title
 
 
-def report(folder: Path) -> Path:
+def report(folder: Path, study: bool = False) -> Path:
     """Write the tables, figures and report.md of a sweep folder, or the report of one
-    run directory; returns report.md."""
+    run directory; returns report.md. `study` draws the study's 3-digit addition numbers
+    (dashed) beside ours in the accuracy-against-samples figure."""
     folder = Path(folder)
     if (folder / rundir.EVAL).exists() and not (folder / SWEEP_FILE).exists():
         return _run_report(folder)
     axes, rows = collect(folder)
     _write_tables(folder, rows)
-    figures = _figures(folder, rows)
+    figures = _figures(folder, rows, study)
     done = sum(r["status"] == "done" for r in rows)
     page = [f"# Sweep report: {folder.name}", "", f"{done} of {len(rows)} runs finished. Axes: {', '.join(axes)}.", ""]
     table = samples_table(rows)
     if table:
         page += ["## Test accuracy (%) by training samples (mean ± sd over seeds)", "", table]
+    table = lengths_table(rows)
+    if table:
+        stratified = any(r.get("lengths_from") == "extra_test" for r in rows)
+        source = "the length-stratified extra test" if stratified else "the test set"
+        page += [
+            f"## Accuracy (%) by operand lengths (digits of a x digits of b), {source}, mean over seeds",
+            "",
+            table,
+        ]
     for name, title in figures:
         page += [f"## {title}", "", f"![{title}]({name})", ""]
     page += ["## All runs", "", (folder / "results.md").read_text()]
