@@ -94,6 +94,19 @@ def test_line_that_is_not_a_problem_is_one_line_error(capsys, trained_run, tmp_p
     _one_line_error(*run_cli(capsys, "eval", trained_run, "--problems", problems), f"{problems}:1", "hello")
 
 
+def test_quickstart_summary_names_its_weakest_length_cell(capsys, tmp_path):
+    small = ["data.n_train=500", "data.n_val=20", "data.n_test=600", "train.max_iters=10", "model.n_embd=32"]
+    small += ["train.threads=1"]
+    code, out, _ = run_cli(capsys, "quickstart", "--quiet", "--out", tmp_path / "q", *[f"--set={s}" for s in small])
+    assert code == 0
+    cells = json.loads((tmp_path / "q" / "eval.json").read_text())["by_lengths"]
+    counted = {k: v for k, v in cells.items() if v["n"] >= 20}  # 3x3, 2x3 and 3x2 of 600 uniform problems
+    weakest = min(counted, key=lambda k: counted[k]["accuracy"])
+    cell = counted[weakest]
+    expected = f"(weakest: {weakest.replace('x', '+')}-digit problems, {cell['accuracy']:.2%} of {cell['n']})"
+    assert out.startswith("quickstart: ") and expected in out
+
+
 def test_unknown_config_key_is_one_line_error(capsys, tmp_path):
     _one_line_error(
         *run_cli(capsys, "quickstart", "--out", tmp_path / "q", "--set", "train.max_iter=5"), "train.max_iter"

@@ -371,9 +371,21 @@ def cmd_quickstart(args) -> None:
     out = train(cfg, args.out, force=args.force, progress=not args.quiet)
     summary = rundir.read_json(out / rundir.EVAL)
     print(
-        f"quickstart: {summary['accuracy']:.2%} exact match on {summary['n']} unseen 3-digit additions "
-        f"after {time.perf_counter() - started:.0f} s (training {summary['seconds']:.0f} s); run in {out}"
+        f"quickstart: {summary['accuracy']:.2%} exact match on {summary['n']} unseen 3-digit additions"
+        f"{_weakest_cell(summary)} after {time.perf_counter() - started:.0f} s (training {summary['seconds']:.0f} s); "
+        f"run in {out}"
     )
+
+
+def _weakest_cell(summary: dict, least: int = 20) -> str:
+    """`, weakest ...`: the operand-length cell (of at least `least` problems) with the
+    lowest accuracy, where the test has several."""
+    cells = {key: cell for key, cell in summary.get("by_lengths", {}).items() if cell["n"] >= least}
+    if len(cells) < 2:
+        return ""
+    key = min(cells, key=lambda k: cells[k]["accuracy"])
+    digits = key.replace("x", "+")
+    return f" (weakest: {digits}-digit problems, {cells[key]['accuracy']:.2%} of {cells[key]['n']})"
 
 
 def cmd_sweep(args) -> None:
