@@ -81,7 +81,7 @@ def main() -> None:
         "model": str(args.run) if args.run else f"{args.preset} (random init)",
         "rows": rows,
     }
-    save("decode", result)
+    save("decode", result, args.quick)
 
 
 if __name__ == "__main__":
