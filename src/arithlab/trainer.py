@@ -57,7 +57,9 @@ def pick_device(name: str) -> str:
     return "cpu"
 
 
-# More CPU threads than this stop helping the models this study trains (BENCHMARKS.md: threads).
+# The default's ceiling. The quickstart's 0.2M-parameter model already leaves 2 idle cores
+# part unused (BENCHMARKS.md: ddp); past 2 threads it is not measured yet (BENCHMARKS.md:
+# threads), so 4 keeps a large machine's cores from being spread over tiny matrices.
 THREADS_CAP = 4
 
 
