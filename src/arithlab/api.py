@@ -126,7 +126,10 @@ def train(
     force: bool = False,
     progress: bool = True,
 ) -> Run:
-    """Train a run from a Config, a dict of config values or a YAML path; returns it loaded."""
+    """Train a run from a Config, a dict of config values or a YAML path; returns it loaded.
+
+    `resume` continues the run at `out` with its own config, taking from `config` only how
+    it executes (train.threads, device, compile, max_minutes; eval.batch_size)."""
     if isinstance(config, dict):
         config = config_from_dict(config)
     elif not isinstance(config, Config):
