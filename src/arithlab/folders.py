@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
@@ -166,6 +165,8 @@ def lock(folder: Path):
 
 
 def _acquire(path: Path) -> int:
+    import fcntl  # POSIX (Linux, macOS); imported here so that reading runs works without it
+
     while True:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
