@@ -24,10 +24,12 @@ STREAM_CONTEXT = 256
 RESULTS = Path(__file__).parent / "results"
 
 
-def save(name: str, result: dict) -> None:
-    """benchmarks/results/NAME.json, with the machine it ran on."""
+def save(name: str, result: dict, quick: bool = False) -> None:
+    """benchmarks/results/NAME.json, with the machine it ran on; a --quick run's results go
+    to NAME_quick.json, so that they never replace the full-size ones."""
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{name}.json").write_text(json.dumps({**result, "machine": machine()}, indent=1) + "\n")
+    path = RESULTS / f"{name}_quick.json" if quick else RESULTS / f"{name}.json"
+    path.write_text(json.dumps({**result, "quick": quick, "machine": machine()}, indent=1) + "\n")
 
 
 def machine() -> dict:

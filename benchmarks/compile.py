@@ -32,7 +32,7 @@ def main() -> None:
             f"(compilation and warm-up {compiled['warmup_s']} s)"
         )
         print(f"speedup: {ratio:.2f}  (torch.compile over eager, {preset}, training steps)", flush=True)
-    save("compile", {"benchmark": "compile", "rows": rows})
+    save("compile", {"benchmark": "compile", "rows": rows}, args.quick)
 
 
 if __name__ == "__main__":

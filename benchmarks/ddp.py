@@ -63,7 +63,7 @@ def main() -> None:
         print(f"{row['processes']} process(es): {row['tokens_per_s']:,} tokens/s ({steps})")
     ratio = multi["tokens_per_s"] / single["tokens_per_s"]
     print(f"speedup: {ratio:.2f}  ({args.processes} DDP processes over 1, training tokens/s, {os.cpu_count()} cores)")
-    save("ddp", {"benchmark": "ddp", "single": single, "multi": multi, "speedup": round(ratio, 2)})
+    save("ddp", {"benchmark": "ddp", "single": single, "multi": multi, "speedup": round(ratio, 2)}, args.quick)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from common import save
 
-from arithlab import rundir
+from arithlab import build, rundir
 from arithlab.config import load_config
 from arithlab.data import build_splits
 from arithlab.evaluator import generate_answers
@@ -30,10 +30,7 @@ from arithlab.tokenizer import CharTokenizer
 
 def _model(args, block_size: int) -> GPT:
     if args.run:
-        cfg = rundir.load_run_config(args.run)
-        model = GPT(rundir.gpt_config(cfg, CharTokenizer().vocab_size))
-        rundir.load_weights(model, args.run / rundir.WEIGHTS)
-        return model.eval()
+        return build.load_run_model(args.run, rundir.load_run_config(args.run), "cpu")[0]
     torch.manual_seed(0)
     config = GPTConfig(vocab_size=CharTokenizer().vocab_size, block_size=block_size, **PRESETS[args.preset])
     return GPT(config).eval()
@@ -81,7 +78,7 @@ def main() -> None:
         "model": str(args.run) if args.run else f"{args.preset} (random init)",
         "rows": rows,
     }
-    save("decode", result)
+    save("decode", result, args.quick)
 
 
 if __name__ == "__main__":

@@ -87,7 +87,7 @@ def main() -> None:
         "speedup_wall": round(ratio, 2),
         "speedup_is_lower_bound": not stream["reached_99"],
     }
-    save("time_to_accuracy", result)
+    save("time_to_accuracy", result, args.quick)
 
 
 if __name__ == "__main__":

@@ -22,8 +22,7 @@ TINY_OVERRIDES = [
     "train.position_offset=8",
     "train.warmup_iters=50",
     "train.eval_interval=200",
-    "train.threads=2",
-]
+]  # threads: the default, the cores not busy (the suite shares its machine)
 
 
 def tiny_config(*extra: str):

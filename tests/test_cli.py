@@ -164,3 +164,32 @@ def test_unknown_benchmark_is_one_line_error_listing_the_benchmarks(capsys):
 def test_block_size_too_small_for_the_samples_is_one_line_error(capsys, tmp_path):
     code, out, err = run_cli(capsys, "quickstart", "--out", tmp_path / "q", "--set", "model.block_size=10")
     _one_line_error(code, out, err, "model.block_size", "too small")
+
+
+def test_version_and_no_verb_listing_the_verbs(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out == f"arithlab {arithlab.__version__}\n"
+    code, out, _ = run_cli(capsys)
+    assert code == 0
+    for verb in ("train", "eval", "ask", "export", "data", "quickstart", "sweep", "report", "completion", "bench"):
+        assert f"    {verb}" in out, verb
+
+
+def test_problem_file_with_a_byte_order_mark_is_read(capsys, trained_run, tmp_path):
+    problems = tmp_path / "p.txt"
+    problems.write_bytes("\ufeff12+34=46\n50+49\n".encode())
+    code, out, err = run_cli(capsys, "eval", trained_run, "--problems", problems, "--json")
+    assert code == 0 and err == "" and json.loads(out)["n"] == 2
+
+
+def test_problems_longer_than_the_model_are_counted_and_scored_wrong(capsys, trained_run, tmp_path):
+    problems = tmp_path / "p.txt"
+    problems.write_text("12+34\n50+49\n123456789012345678901234567890+1\n")
+    code, out, err = run_cli(capsys, "eval", trained_run, "--problems", problems, "--json")
+    summary = json.loads(out)
+    assert code == 0 and summary["too_long"] == 1 and summary["n"] == 3 and summary["correct"] <= 2
+    assert err == (
+        "arithlab: note: 1 of 3 problems are longer than the model can read and write (29 tokens) and were "
+        "scored wrong; --strict makes them an error\n"
+    )

@@ -149,10 +149,11 @@ def test_missing_config_file_is_an_error_naming_the_file(tmp_path):
     assert str(path) in str(info.value)
 
 
-def test_empty_yaml_file_gives_the_defaults(tmp_path):
+def test_empty_yaml_file_is_an_error_naming_the_file(tmp_path):
     path = tmp_path / "empty.yaml"
     path.write_text("# nothing\n")
-    assert load_config(path) == Config()
+    with pytest.raises(ArithlabError, match=f"{path}: empty"):
+        load_config(path)
 
 
 def test_bad_key_in_a_yaml_file_is_an_error_naming_the_key(tmp_path):
@@ -187,3 +188,49 @@ def test_mistake_inside_a_yaml_file_names_the_file_and_the_key(tmp_path):
     path.write_text("train:\n  max_iter: 5\n")
     with pytest.raises(ArithlabError, match=r"c\.yaml: unknown config key 'train\.max_iter'"):
         load_config(path)
+
+
+def _numeric_keys():
+    import dataclasses
+    import typing
+
+    from arithlab.config import DataConfig, EvalConfig, ModelConfig, TrainConfig
+
+    for section, cls in (("data", DataConfig), ("model", ModelConfig), ("train", TrainConfig), ("eval", EvalConfig)):
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if {int, float} & set(typing.get_args(hints[f.name]) or [hints[f.name]]):
+                yield f"{section}.{f.name}"
+
+
+def test_every_numeric_key_has_a_range():
+    from arithlab.config import RANGES
+
+    keys = set(_numeric_keys())
+    assert len(keys) > 40 and keys == set(RANGES)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.lr=0", "config key train.lr: 0.0 must be a finite number above 0"),
+        ("model.lora_rank=-1", "config key model.lora_rank: -1 must be at least 0 (0: fine-tune every weight)"),
+        ("data.lengths=[2, 0]", "config key data.lengths: [2, 0] must be lengths of at least 1 digit"),
+        ("eval.shot_format=plian", "config key eval.shot_format: unknown format 'plian'"),
+        ("data.mix_formats=[plian]", "config key data.mix_formats: unknown format 'plian'"),
+        ("data.operations=[add, div]", "config key data.operations: unknown operation 'div'"),
+    ],
+)
+def test_a_value_out_of_range_or_an_unknown_name_is_an_error_naming_the_key(override, message):
+    with pytest.raises(ArithlabError) as info:
+        load_config(None, [override])
+    assert str(info.value).startswith(message)
+
+
+def test_a_range_error_in_a_file_names_the_file_and_keys_that_tie_are_checked_after_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  batch_size: 0\n")
+    with pytest.raises(ArithlabError, match=rf"^{path}: config key train.batch_size: 0 must be at least 1$"):
+        load_config(path)
+    path.write_text("train:\n  objective: answer\ndata:\n  mix_formats: [plain]\n")  # fixed by the override
+    assert load_config(path, ["train.objective=stream"]).data.mix_formats == ["plain"]

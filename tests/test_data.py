@@ -239,9 +239,8 @@ def test_several_operations_split_training_by_shares_and_test_each_fully():
 
 
 def test_shares_that_do_not_match_the_operations_are_a_config_error():
-    cfg = load_config(None, ["data.operations=[add, sub]", "data.shares=[1]"]).data
     with pytest.raises(ArithlabError, match="data.shares"):
-        build_splits(cfg)
+        load_config(None, ["data.operations=[add, sub]", "data.shares=[1]"])
 
 
 def _lengths(problem: Problem) -> tuple[int, int]:
@@ -266,7 +265,7 @@ def test_training_by_lengths_uses_only_those_lengths_and_tests_every_pair():
 
 def test_non_positive_lengths_are_a_config_error():
     with pytest.raises(ArithlabError, match=r"data.test_lengths: \[0, 3\] must be lengths of at least 1 digit"):
-        build_splits(DataConfig(lengths=[2], test_lengths=[0, 3], n_train=10))
+        load_config(None, ["data.lengths=[2]", "data.test_lengths=[0, 3]", "data.n_train=10"])
 
 
 # ---------------------------------------------------------------------------------------

@@ -193,8 +193,9 @@ def test_lengths_table_gives_each_cell_mean_over_seeds_and_the_weakest_cell():
 def test_failing_point_is_recorded_and_the_others_go_on(tmp_path):
     # 1-digit addition has 100 problems: 150 for training fails, 30 (with 60 to test on) fits.
     path = _sweep_file(tmp_path, axes={"data.n_train": [30, 150]}, linked=[{"data.digits": 1}])
-    lines = []
-    out = run_sweep(path, out=tmp_path / "runs", log=lines.append)
+    lines, out = [], tmp_path / "runs"
+    with pytest.raises(ArithlabError, match="sweep tiny: 1 of 2 points failed"):
+        run_sweep(path, out=out, log=lines.append)
     assert lines[-1].startswith("sweep tiny: 1 of 2 points done, 1 failed")
     failed = [line for line in lines if "failed:" in line]
     assert len(failed) == 1 and "100 distinct problems" in failed[0]

@@ -30,7 +30,8 @@ ENCODINGS = [*POSITIONS, "coupled:sinusoidal", "coupled:relative", "abacus:relat
 
 
 def _config(positions: str, **kw) -> GPTConfig:
-    cfg = tiny_config(f"model.positions={positions}", "model.n_layer=2", "model.n_head=2", "model.n_embd=32")
+    dims = ("model.n_layer=2", "model.n_head=2", "model.n_embd=32")
+    cfg = tiny_config(f"model.positions={positions}", "data.format=reverse_all", *dims)
     cfg.model.block_size = 64
     fields = {**gpt_config(cfg, TOKENIZER).__dict__, "dropout": 0.0, **kw}
     return GPTConfig(**fields)

@@ -125,9 +125,8 @@ def test_missing_or_empty_text_file_is_a_one_line_error_naming_it(tmp_path, cont
 def test_text_mixing_needs_the_stream_objective(tmp_path):
     from arithlab.trainer import train
 
-    cfg = tiny_config(f"data.text_file={_write(tmp_path, VERSE)}")  # objective: answer
     with pytest.raises(ArithlabError, match="train.objective: stream"):
-        train(cfg, tmp_path / "run", progress=False)
+        train(tiny_config(f"data.text_file={_write(tmp_path, VERSE)}"), tmp_path / "run", progress=False)
 
 
 def test_vocabulary_grows_to_cover_the_text_and_round_trips(tmp_path):

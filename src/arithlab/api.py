@@ -17,7 +17,7 @@ from pathlib import Path
 from arithlab import build, rundir, trainer
 from arithlab.config import Config, config_from_dict, load_config
 from arithlab.errors import ArithlabError
-from arithlab.evaluator import generate_answers, perplexity, score
+from arithlab.evaluator import generate_answers, perplexity, score, too_long
 from arithlab.formats import get_format
 from arithlab.tasks import Problem, read_problem
 
@@ -46,20 +46,40 @@ class Run:
 
     def ask(self, question: str) -> Answer:
         problem = to_problem(question)
+        self._check_fits([problem])
         (output,) = generate_answers(
             self.model, self.tokenizer, self.format, [problem], **trainer.decoding_options(self.config)
         )
         return Answer(problem.question, output, self.format.parse(output, problem), self.format.target(problem))
 
-    def evaluate(self, problems: list[Problem | str] | None = None) -> tuple[dict, list[dict]]:
-        """Summary and per-problem predictions, on the run's own test set by default."""
+    def evaluate(self, problems: list[Problem | str] | None = None, strict: bool = False) -> tuple[dict, list[dict]]:
+        """Summary and per-problem predictions, on the run's own test set by default.
+
+        A problem longer than the model can read and write is scored wrong, and counted in
+        the summary's `too_long`; with `strict` it is an error instead."""
         problems = rundir.read_splits(self.path).test if problems is None else [to_problem(p) for p in problems]
         for problem in problems:
             self.format.check(problem)
-        outputs = generate_answers(
-            self.model, self.tokenizer, self.format, problems, **trainer.decoding_options(self.config)
-        )
-        return score(self.format, problems, outputs, self.config.data.exclude)
+        if strict:
+            self._check_fits(problems)
+        long = set(too_long(self.model, self.tokenizer, self.format, problems, self.config.eval.reference_prompt))
+        fitting = [p for i, p in enumerate(problems) if i not in long]
+        options = trainer.decoding_options(self.config)
+        decoded = iter(generate_answers(self.model, self.tokenizer, self.format, fitting, **options))
+        outputs = ["" if i in long else next(decoded) for i in range(len(problems))]  # "": scored wrong
+        summary, predictions = score(self.format, problems, outputs, self.config.data.exclude)
+        if long:
+            summary["too_long"] = len(long)
+        return summary, predictions
+
+    def _check_fits(self, problems: list[Problem]) -> None:
+        long = too_long(self.model, self.tokenizer, self.format, problems, self.config.eval.reference_prompt)
+        if long:
+            first = problems[long[0]].question
+            what = (
+                f"{first} is" if len(problems) == 1 else f"{len(long)} of {len(problems)} problems (e.g. {first}) are"
+            )
+            raise ArithlabError(f"{what} longer than the model can read and write ({self.model.max_length} tokens)")
 
     def fewshot(self, problems: list[Problem | str] | None = None, save: bool = False, **eval_keys) -> dict:
         """Few-shot accuracy as the run's eval config says, with `eval_keys` (shots=3,
@@ -106,7 +126,10 @@ def train(
     force: bool = False,
     progress: bool = True,
 ) -> Run:
-    """Train a run from a Config, a dict of config values or a YAML path; returns it loaded."""
+    """Train a run from a Config, a dict of config values or a YAML path; returns it loaded.
+
+    `resume` continues the run at `out` with its own config, taking from `config` only how
+    it executes (train.threads, device, compile, max_minutes; eval.batch_size)."""
     if isinstance(config, dict):
         config = config_from_dict(config)
     elif not isinstance(config, Config):

@@ -19,34 +19,10 @@ from pathlib import Path
 import torch
 
 from arithlab import rundir
-from arithlab.config import Config, ModelConfig
+from arithlab.config import Config, ModelConfig, init_of
 from arithlab.errors import ArithlabError
 from arithlab.model import GPT, PRESETS
 from arithlab.tokenizer import CharTokenizer
-
-SCHEMES = ("hf", "run")
-
-
-def init_of(cfg: Config) -> tuple[str, str]:
-    """("", "") for a random start, else (scheme, target) of `model.init`."""
-    init = cfg.model.init
-    if not init:
-        return "", ""
-    scheme, sep, target = init.partition(":")
-    if not sep or scheme not in SCHEMES or not target:
-        raise ArithlabError(f"config key model.init: {init!r} is not hf:PATH_OR_NAME or run:PATH")
-    return scheme, target
-
-
-def _check_options(cfg: Config, scheme: str) -> None:
-    m = cfg.model
-    if m.lora_rank < 0:
-        raise ArithlabError(f"config key model.lora_rank: {m.lora_rank} is negative (0: fine-tune every weight)")
-    if scheme != "hf":
-        if m.lora_rank:
-            raise ArithlabError(f"config key model.lora_rank: {m.lora_rank} needs model.init: hf:PATH_OR_NAME")
-        if m.digit_spaces:
-            raise ArithlabError("config key model.digit_spaces: true needs model.init: hf:PATH_OR_NAME")
 
 
 def _source_run(target: str) -> tuple[Path, Config]:
@@ -67,7 +43,6 @@ def _source_run(target: str) -> tuple[Path, Config]:
 
 def new_tokenizer(cfg: Config):
     scheme, target = init_of(cfg)
-    _check_options(cfg, scheme)
     if scheme == "hf":
         from arithlab.hf import HFTokenizer
 

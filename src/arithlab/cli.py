@@ -10,28 +10,39 @@ import time
 from importlib import resources
 from pathlib import Path
 
-from arithlab import distributed, rundir
-from arithlab.errors import ArithlabError
+from arithlab import distributed, folders, rundir
+from arithlab.errors import ArithlabError, notice
 from arithlab.matrix_completion import SOLVERS
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes as one line, as every other error (the usage is one --help away)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
+    from arithlab import __version__
+
     fmt = argparse.RawDescriptionHelpFormatter
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="arithlab",
         description="Teach arithmetic to small transformers.",
         epilog="examples:\n  arithlab quickstart\n"
         "  arithlab train configs/addition_reverse.yaml --set train.max_iters=2000",
         formatter_class=fmt,
     )
-    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    parser.add_argument("--version", action="version", version=f"arithlab {__version__}")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB")
 
     p = verbs.add_parser(
         "train",
         help="train a run from a YAML config",
         formatter_class=fmt,
         epilog="examples:\n  arithlab train configs/addition_reverse.yaml --set train.max_iters=2000 --out runs/rev\n"
-        "  arithlab train --resume runs/rev",
+        "  arithlab train --resume runs/rev\n"
+        "  arithlab train --resume runs/rev --set train.threads=1    # how it runs may change, not what it trains",
     )
     p.add_argument("config", nargs="?", type=Path, help="YAML config (not needed with --resume)")
     p.add_argument(
@@ -44,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", type=Path, help="run directory (default: runs/NAME)")
     p.add_argument("--resume", type=Path, metavar="RUN", help="continue an interrupted run")
-    p.add_argument("--force", action="store_true", help="replace an existing run directory")
+    p.add_argument("--force", action="store_true", help="replace an existing run (only a run, never other files)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = verbs.add_parser(
@@ -69,6 +80,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--shot-format", help="format of the examples and the query (default: see --shot-variant)")
     p.add_argument("--shot-n", type=int, metavar="N", help="test problems to use (default: the run's eval.shot_n)")
+    p.add_argument(
+        "--strict", action="store_true", help="a problem longer than the model can read and write is an error"
+    )
 
     p = verbs.add_parser(
         "ask",
@@ -93,7 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("run", type=Path)
     p.add_argument("--hf", type=Path, required=True, metavar="OUT", help="folder for the Hugging Face model")
-    p.add_argument("--force", action="store_true", help="replace an existing folder")
+    p.add_argument("--force", action="store_true", help="replace an earlier export (only an export)")
 
     p = verbs.add_parser(
         "data",
@@ -121,6 +135,7 @@ def _parser() -> argparse.ArgumentParser:
     make.add_argument("config", type=Path)
     make.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     make.add_argument("--out", type=Path, required=True)
+    make.add_argument("--force", action="store_true", help="replace problem files data make wrote before")
     lengths = data_verbs.add_parser(
         "lengths",
         help="write a test file with every operand-length pair, disjoint from a config's or sweep's training sets",
@@ -150,7 +165,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", type=Path, default=Path("runs/quickstart"))
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--force", action="store_true", help="replace an existing run directory")
+    p.add_argument("--force", action="store_true", help="replace an existing run (only a run, never other files)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p = verbs.add_parser(
         "sweep",
@@ -211,7 +226,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-BENCHMARKS = ("quickstart", "time_to_accuracy", "throughput", "decode", "compile", "ddp")
+BENCHMARKS = ("quickstart", "time_to_accuracy", "throughput", "decode", "compile", "ddp", "threads", "faults")
 
 
 def _print_summary(summary: dict) -> None:
@@ -224,13 +239,16 @@ def _print_summary(summary: dict) -> None:
 
 
 def cmd_train(args) -> None:
-    from arithlab.config import load_config
+    from arithlab.config import config_from_dict, load_config, merge, resume_overrides
     from arithlab.trainer import train
 
     if args.resume:
-        if args.config or args.overrides:
-            raise ArithlabError("--resume continues a run with its own config; give no CONFIG or --set")
-        out = train(rundir.load_run_config(args.resume), args.resume, resume=True, progress=not args.quiet)
+        if args.config:
+            raise ArithlabError("--resume continues a run with its own config; give no CONFIG")
+        rundir.check_resumable(args.resume)
+        recorded = rundir.load_run_config(args.resume).to_dict()
+        cfg = config_from_dict(merge(recorded, resume_overrides(args.overrides)))
+        out = train(cfg, args.resume, resume=True, progress=not args.quiet)
     else:
         if not args.config:
             raise ArithlabError("train: give a CONFIG.yaml (or --resume RUN)")
@@ -251,7 +269,12 @@ def cmd_eval(args) -> None:
     if args.shots is not None:
         _fewshot(run, problems, args)
         return
-    summary, _ = run.evaluate(problems)
+    summary, _ = run.evaluate(problems, strict=args.strict)
+    if summary.get("too_long"):
+        notice(
+            f"{summary['too_long']} of {summary['n']} problems are longer than the model can read and write "
+            f"({run.model.max_length} tokens) and were scored wrong; --strict makes them an error"
+        )
     text_perplexity = run.perplexity()  # None unless the run mixed text in
     if text_perplexity is not None:
         summary["text_perplexity"] = text_perplexity
@@ -307,9 +330,10 @@ def cmd_data(args) -> None:
     from arithlab.config import load_config
     from arithlab.data import build_splits, describe
 
+    folders.check_target(args.out, "data", args.force)
     cfg = load_config(args.config, args.overrides)
     splits = build_splits(cfg.data)
-    args.out.mkdir(parents=True, exist_ok=True)
+    folders.fresh(args.out, "data")
     rundir.write_splits(args.out, splits)
     rundir.write_json(args.out / rundir.DATA, describe(splits, cfg.data.format, cfg.data.exclude))
     sizes = f"{len(splits.train)} train, {len(splits.validation)} validation, {len(splits.test)} test"
@@ -461,17 +485,29 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.verb is None:
+        parser.print_help()
+        return 0
     try:
         COMMANDS[args.verb](args)
     except ArithlabError as err:
         print(f"arithlab: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        run = getattr(args, "resume", None) or getattr(args, "out", None) or "RUN"
-        print(f"\narithlab: interrupted; a checkpoint was saved: arithlab train --resume {run}", file=sys.stderr)
+        print(f"\n{_interrupted(args)}", file=sys.stderr)
         return 130
     return 0
+
+
+def _interrupted(args) -> str:
+    """What an interrupted command left, and how to go on."""
+    run = getattr(args, "resume", None) or getattr(args, "out", None)
+    if run is None or not (run / rundir.CONFIG).exists():
+        return "arithlab: interrupted"
+    saved = "a checkpoint was saved" if rundir.has_checkpoint(run) else "before the first checkpoint"
+    return f"arithlab: interrupted ({saved}); arithlab train --resume {run} continues"
 
 
 if __name__ == "__main__":

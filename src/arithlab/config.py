@@ -7,6 +7,7 @@ that names the key, the value and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -15,6 +16,9 @@ from pathlib import Path
 import yaml
 
 from arithlab.errors import ArithlabError
+from arithlab.folders import write_atomic
+from arithlab.formats import get_format
+from arithlab.tasks import operation
 
 
 @dataclass
@@ -114,7 +118,7 @@ class TrainConfig:
     # evaluation uses no shift. Keeps the GPT-2 architecture, helps operands of unequal length.
     position_offset: int = 0
     device: str = "auto"  # auto | cpu | cuda | mps
-    threads: int | None = None  # CPU threads; None: all cores
+    threads: int | None = None  # CPU threads; None: the idle cores, up to trainer.THREADS_CAP
     compile: bool = False
 
 
@@ -151,7 +155,7 @@ class Config:
         return dataclasses.asdict(self)
 
     def save(self, path: Path) -> None:
-        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        write_atomic(Path(path), yaml.safe_dump(self.to_dict(), sort_keys=False))
 
 
 CHOICES = {
@@ -224,13 +228,16 @@ def _build(cls, values: dict, prefix: str):
             kwargs[key] = _build(tp, value or {}, f"{full}.")
         else:
             kwargs[key] = _coerce(full, value, tp)
-            if full in CHOICES and kwargs[key] not in CHOICES[full]:
-                raise ArithlabError(f"config key {full}: {value!r} is not one of {', '.join(CHOICES[full])}")
     return cls(**kwargs)
 
 
-def config_from_dict(values: dict) -> Config:
-    return _build(Config, values, "")
+def config_from_dict(values: dict, checked: bool = True) -> Config:
+    """The config `values` describe, their keys and types checked, and (`checked`) every
+    rule of `check`."""
+    cfg = _build(Config, values, "")
+    if checked:
+        check(cfg)
+    return cfg
 
 
 def parse_overrides(pairs: list[str]) -> dict:
@@ -274,7 +281,7 @@ def read_yaml(path: Path) -> dict:
         where = f" line {mark.line + 1}" if mark else ""
         raise ArithlabError(f"{path}:{where} not valid YAML") from None
     if values is None:
-        return {}
+        raise ArithlabError(f"{path}: empty; expected a mapping of config sections")
     if not isinstance(values, dict):
         raise ArithlabError(f"{path}: expected a mapping of config sections")
     return values
@@ -284,8 +291,198 @@ def load_config(path: Path | None = None, overrides: list[str] | None = None) ->
     """A config from a YAML file (or the defaults), with `--set` overrides applied."""
     values = read_yaml(path) if path else {}
     if path:
-        try:
-            config_from_dict(values)  # a mistake in the file is reported with its path
+        try:  # a bad key or value in the file is reported with its path
+            check_values(config_from_dict(values, checked=False))
         except ArithlabError as err:
             raise ArithlabError(f"{path}: {err}") from None
     return config_from_dict(merge(values, parse_overrides(overrides or [])))
+
+
+# --- the rules a config must follow (check) ----------------------------------------------
+
+# Valid values of every numeric key: (test, what the error says they must be). A list's
+# test applies to each of its items; None (where a key allows it) is always valid.
+COUNT = (lambda v: v >= 1, "at least 1")
+NATURAL = (lambda v: v >= 0, "at least 0")
+POSITIVE = (lambda v: 0 < v < math.inf, "a finite number above 0")
+NON_NEGATIVE = (lambda v: 0 <= v < math.inf, "a finite number, at least 0")
+PROBABILITY = (lambda v: 0 <= v <= 1, "from 0 to 1")
+BELOW_ONE = (lambda v: 0 <= v < 1, "at least 0 and below 1")
+RANGES = {
+    "data.digits": COUNT,
+    "data.n_train": COUNT,
+    "data.n_val": COUNT,
+    "data.n_test": COUNT,
+    "data.test_digits": COUNT,
+    "data.exclude": (NATURAL[0], "numbers of at least 0"),
+    "data.shares": (NON_NEGATIVE[0], "finite numbers of at least 0"),
+    "data.lengths": (COUNT[0], "lengths of at least 1 digit"),
+    "data.test_lengths": (COUNT[0], "lengths of at least 1 digit"),
+    "data.seed": NATURAL,
+    "data.text_chunk": COUNT,
+    "data.text_chunks": COUNT,
+    "data.text_blocks": COUNT,
+    "data.text_heldout": (lambda v: 0 < v < 1, "between 0 and 1"),
+    "model.n_layer": COUNT,
+    "model.n_head": COUNT,
+    "model.n_embd": COUNT,
+    "model.dropout": BELOW_ONE,
+    "model.block_size": COUNT,
+    "model.lora_rank": (NATURAL[0], "at least 0 (0: fine-tune every weight)"),
+    "model.lora_alpha": POSITIVE,
+    "model.lora_dropout": BELOW_ONE,
+    "train.batch_size": COUNT,
+    "train.max_iters": COUNT,
+    "train.lr": POSITIVE,
+    "train.min_lr_ratio": PROBABILITY,
+    "train.warmup_iters": NATURAL,
+    "train.weight_decay": NON_NEGATIVE,
+    "train.beta1": BELOW_ONE,
+    "train.beta2": BELOW_ONE,
+    "train.grad_clip": NON_NEGATIVE,
+    "train.eval_interval": COUNT,
+    "train.target_accuracy": PROBABILITY,
+    "train.max_minutes": NON_NEGATIVE,
+    "train.seed": NATURAL,
+    "train.position_offset": NATURAL,
+    "train.threads": COUNT,
+    "eval.batch_size": COUNT,
+    "eval.temperature": POSITIVE,
+    "eval.top_k": COUNT,
+    "eval.shots": NATURAL,
+    "eval.shot_sets": COUNT,
+    "eval.shot_n": COUNT,
+}
+INIT_SCHEMES = ("hf", "run")
+
+
+def get(cfg: Config, key: str):
+    """The value of dotted key `key` ("train.lr") of `cfg`."""
+    section, name = key.split(".")
+    return getattr(getattr(cfg, section), name)
+
+
+def check(cfg: Config) -> None:
+    """Every rule of a config that needs nothing but the config: choices, names of formats
+    and operations, ranges, and the rules that tie keys together. An ArithlabError naming
+    the key where one is broken."""
+    check_values(cfg)
+    _check_data(cfg)
+    _check_model(cfg)
+
+
+def check_values(cfg: Config) -> None:
+    """The rules of `check` that concern one key at a time."""
+    for key, allowed in CHOICES.items():
+        if get(cfg, key) not in allowed:
+            raise ArithlabError(f"config key {key}: {get(cfg, key)!r} is not one of {', '.join(allowed)}")
+    _check_names(cfg)
+    for key, (valid, what) in RANGES.items():
+        value = get(cfg, key)
+        if value is not None and not all(map(valid, value if isinstance(value, list) else [value])):
+            raise ArithlabError(f"config key {key}: {value} must be {what}")
+
+
+def _check_names(cfg: Config) -> None:
+    named = [
+        ("data.operation", operation, [cfg.data.operation]),
+        ("data.operations", operation, cfg.data.operations),
+        ("data.format", get_format, [cfg.data.format]),
+        ("data.mix_formats", get_format, cfg.data.mix_formats),
+        ("eval.shot_format", get_format, [cfg.eval.shot_format] if cfg.eval.shot_format else []),
+    ]
+    for key, lookup, names in named:
+        for name in names:
+            try:
+                lookup(name)
+            except ArithlabError as err:
+                raise ArithlabError(f"config key {key}: {err}") from None
+
+
+def _check_data(cfg: Config) -> None:
+    d = cfg.data
+    count = len(d.operations) or 1
+    if d.shares and (len(d.shares) != count or not sum(d.shares)):
+        raise ArithlabError(
+            f"config key data.shares: {d.shares} must give one non-negative share per operation ({count})"
+        )
+    if d.lengths and (d.train_file or d.test_file):
+        raise ArithlabError("config keys data.lengths and data.train_file/test_file: give one or the other")
+    for key in ("text_file", "mix_formats"):
+        if getattr(d, key) and cfg.train.objective != "stream":
+            raise ArithlabError(
+                f"config key data.{key}: mixing is for the stream objective; set train.objective: stream"
+            )
+
+
+def _check_model(cfg: Config) -> None:
+    m = cfg.model
+    if m.positions in ("abacus", "coupled") and not get_format(cfg.data.format).digits_from_least:
+        raise ArithlabError(
+            f"config key model.positions: {m.positions} places digits from the least significant one and "
+            f"needs data.format reverse_all or reverse_pad, not {cfg.data.format}"
+        )
+    if m.place_table != "learned" and m.positions not in ("abacus", "coupled"):
+        raise ArithlabError(
+            f"config key model.place_table: {m.place_table} is for abacus or coupled places, "
+            f"not {m.positions} positions"
+        )
+    if init_of(cfg)[0] != "hf":
+        if m.lora_rank:
+            raise ArithlabError(f"config key model.lora_rank: {m.lora_rank} needs model.init: hf:PATH_OR_NAME")
+        if m.digit_spaces:
+            raise ArithlabError("config key model.digit_spaces: true needs model.init: hf:PATH_OR_NAME")
+
+
+def init_of(cfg: Config) -> tuple[str, str]:
+    """("", "") for a random start, else (scheme, target) of `model.init`."""
+    init = cfg.model.init
+    if not init:
+        return "", ""
+    scheme, sep, target = init.partition(":")
+    if not sep or scheme not in INIT_SCHEMES or not target:
+        raise ArithlabError(f"config key model.init: {init!r} is not hf:PATH_OR_NAME or run:PATH")
+    return scheme, target
+
+
+# --- resuming: what may change -------------------------------------------------------------
+
+# Keys that say how a run executes, not what it trains: a resumed run may change them.
+EXECUTION_KEYS = ("train.threads", "train.device", "train.compile", "train.max_minutes", "eval.batch_size")
+# Of those, the ones whose change leaves the floating-point results as they were.
+SAME_RESULTS = ("train.max_minutes",)
+
+
+def resume_overrides(pairs: list[str]) -> dict:
+    """`--set` pairs for a resumed run, as a nested dict; a key that changes what is trained
+    is an error naming it."""
+    overrides = parse_overrides(pairs)
+    for key in _dotted_keys(overrides):
+        if key not in EXECUTION_KEYS:
+            raise ArithlabError(
+                f"--resume --set {key}: it changes what is trained; a resumed run may change only "
+                f"{', '.join(EXECUTION_KEYS)}"
+            )
+    return overrides
+
+
+def _dotted_keys(nested: dict, prefix: str = ""):
+    for key, value in nested.items():
+        if isinstance(value, dict):
+            yield from _dotted_keys(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}"
+
+
+def continued(recorded: Config, given: Config) -> tuple[Config, list[str]]:
+    """A run's config `recorded`, with the execution keys `given` sets otherwise (threads:
+    None keeps the recorded count); and those keys."""
+    values = recorded.to_dict()
+    changed = []
+    for key in EXECUTION_KEYS:
+        new = get(given, key)
+        if new != get(recorded, key) and not (key == "train.threads" and new is None):
+            section, name = key.split(".")
+            values[section][name] = new
+            changed.append(key)
+    return config_from_dict(values), changed

@@ -92,6 +92,21 @@ def generate_answers(
     return outputs
 
 
+def too_long(
+    model: GPT, tokenizer: CharTokenizer, fmt: Format, problems: list[Problem], reference_prompt: bool = False
+) -> list[int]:
+    """Indices of the problems whose prompt and answer are longer than the model can read
+    and write (none for a model without length-bound weights)."""
+    if model.max_length is None:
+        return []
+    return [
+        i
+        for i, p in enumerate(problems)
+        if len(tokenizer.encode(prompt_text(fmt, p, reference_prompt) + fmt.render(p)[len(fmt.prompt(p)) :]))
+        > model.max_length
+    ]
+
+
 def _breakdown(pairs: Iterable[tuple[object, bool]], name=str) -> dict[str, dict]:
     groups: dict[object, list[bool]] = defaultdict(list)
     for key, correct in pairs:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import re
 import subprocess
 import sys
@@ -105,7 +104,7 @@ def status(run: Path) -> str:
         return "done"
     if (run / rundir.ERROR).exists():
         return "failed"
-    if (run / rundir.CHECKPOINT).exists():
+    if rundir.has_checkpoint(run):
         return "interrupted"
     return "new" if not run.exists() else "started"
 
@@ -127,9 +126,7 @@ def _run_point(point: Point, folder: Path, threads: int) -> tuple[str, str]:
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode:
         message = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        run.mkdir(parents=True, exist_ok=True)
-        if not (run / rundir.ERROR).exists():
-            (run / rundir.ERROR).write_text(done.stderr)
+        rundir.record_failure(run, done.stderr)
         return point.name, f"failed: {message}"
     return point.name, "done"
 
@@ -137,7 +134,10 @@ def _run_point(point: Point, folder: Path, threads: int) -> tuple[str, str]:
 def run_sweep(
     path: Path, jobs: int = 1, out: Path | None = None, backend: str = "local", address: str | None = None, log=print
 ) -> Path:
-    """Run every point of the sweep at `path`; returns the sweep's folder."""
+    """Run every point of the sweep at `path`; returns the sweep's folder, or raises an
+    ArithlabError once the others are done if any point failed."""
+    from arithlab.trainer import default_threads
+
     name, points = load_sweep(path)
     folder = Path(out or Path("runs") / name)
     (folder / "configs").mkdir(parents=True, exist_ok=True)
@@ -155,7 +155,7 @@ def run_sweep(
 
         outcomes = run_on_ray(points, folder, address, status)
     else:
-        threads = max(1, (os.cpu_count() or 1) // jobs)
+        threads = default_threads(jobs)
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             outcomes = pool.map(lambda p: _run_point(p, folder, threads), points)
     failed = 0
@@ -163,6 +163,8 @@ def run_sweep(
         log(f"{point_name}: {outcome}")
         failed += outcome.startswith("failed")
     log(f"sweep {name}: {len(points) - failed} of {len(points)} points done, {failed} failed; runs in {folder}")
+    if failed:
+        raise ArithlabError(f"sweep {name}: {failed} of {len(points)} points failed (each says why in its error.txt)")
     return folder
 
 

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import inspect
 import re
-import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
 import torch
 import torch.nn as nn
 
-from arithlab import rundir
+from arithlab import folders, rundir
 from arithlab.config import Config
 from arithlab.errors import ArithlabError
 from arithlab.evaluator import prompt_text
@@ -51,8 +50,7 @@ def export(run: Path, out: Path, force: bool = False) -> Path:
     tokenizer files, arithlab.json)."""
     run, out = Path(run), Path(out)
     cfg = rundir.load_run_config(run)
-    if out.exists() and any(out.iterdir()) and not force:
-        raise ArithlabError(f"{out} already exists: --force replaces it")
+    folders.check_target(out, "export", force)
     transformers = require()
     from arithlab import build
 
@@ -71,8 +69,7 @@ def export(run: Path, out: Path, force: bool = False) -> Path:
             hf_model.generation_config.eos_token_id = newline
         hf_model.generation_config.pad_token_id = newline
         hf_model.generation_config.bos_token_id = newline
-    shutil.rmtree(out, ignore_errors=True)  # only now: a refused export leaves it as it was
-    out.mkdir(parents=True)
+    folders.fresh(out, "export")  # only now: a refused export leaves the folder as it was
     hf_model.save_pretrained(out, safe_serialization=True)
     hf_tokenizer.save_pretrained(out)
     fmt = get_format(cfg.data.format)
@@ -270,7 +267,7 @@ def _checkpoint_config(path_or_name: str):
 
 class HFModel(nn.Module):
     """A transformers GPT-2 (LoRA-wrapped or not) with our GPT's interface: forward(idx,
-    cache, offsets) -> logits, generate, optimizer and config.block_size."""
+    cache, offsets) -> logits, generate, optimizer, config.block_size and max_length."""
 
     def __init__(self, hf_model, lora: bool = False):
         super().__init__()
@@ -278,6 +275,7 @@ class HFModel(nn.Module):
         self.lora = lora
         base = hf_model.get_base_model() if lora else hf_model
         self.config = SimpleNamespace(block_size=base.config.n_positions)
+        self.max_length = base.config.n_positions  # GPT-2's position table
         # transformers 5 calls the cache argument `cache`; 4.x `past_key_values`.
         params = inspect.signature(type(base).forward).parameters
         self._cache_arg = "cache" if "cache" in params else "past_key_values"

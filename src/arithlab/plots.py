@@ -11,6 +11,7 @@ that run's report.md with its heat map. It reads only the run directories' files
 from __future__ import annotations
 
 import csv
+import io
 import json
 import statistics
 from collections import defaultdict
@@ -19,6 +20,7 @@ from pathlib import Path
 from arithlab import rundir
 from arithlab.errors import ArithlabError
 from arithlab.experiments import SWEEP_FILE, status
+from arithlab.folders import write_atomic
 
 # The study's headline table (3-digit addition, NanoGPT 10.6M, stream objective, 10,000
 # test problems): test accuracy (%) by format and training samples, for `--study` lines.
@@ -74,17 +76,18 @@ def _columns(rows: list[dict]) -> list[str]:
 
 def _write_tables(folder: Path, rows: list[dict]) -> None:
     columns = _columns(rows)
-    with open(folder / "results.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomic(folder / "results.csv", table.getvalue())
 
     def cell(value) -> str:
         return f"{value:.4f}" if isinstance(value, float) else "" if value is None else str(value)
 
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cell(row.get(c)) for c in columns) + " |" for row in rows]
-    (folder / "results.md").write_text("\n".join(lines) + "\n")
+    write_atomic(folder / "results.md", "\n".join(lines) + "\n")
 
 
 def _mean_spread(values: list[float]) -> tuple[float, float]:
@@ -293,8 +296,10 @@ def length_heatmap(run: Path, path: Path) -> tuple[str, str]:
 def _save(fig, folder: Path, name: str, title: str) -> tuple[str, str]:
     import matplotlib.pyplot as plt
 
-    fig.savefig(folder / name, dpi=120, bbox_inches="tight")
+    image = io.BytesIO()
+    fig.savefig(image, format="png", dpi=120, bbox_inches="tight")
     plt.close(fig)
+    write_atomic(folder / name, image.getvalue())
     return name, title
 
 
@@ -325,7 +330,7 @@ def report(folder: Path, study: bool = False) -> Path:
     for name, title in figures:
         page += [f"## {title}", "", f"![{title}]({name})", ""]
     page += ["## All runs", "", (folder / "results.md").read_text()]
-    (folder / "report.md").write_text("\n".join(page))
+    write_atomic(folder / "report.md", "\n".join(page))
     return folder / "report.md"
 
 
@@ -340,7 +345,7 @@ def _run_report(run: Path) -> Path:
     if len(summary.get("by_lengths", {})) > 1:
         name, title = length_heatmap(run, run / "lengths.png")
         page += [f"## {title}", "", f"![{title}]({name})", ""]
-    (run / "report.md").write_text("\n".join(page))
+    write_atomic(run / "report.md", "\n".join(page))
     return run / "report.md"
 
 

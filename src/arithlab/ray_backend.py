@@ -6,11 +6,11 @@ is needed. An interrupted point travels with its checkpoint and resumes on the w
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from pathlib import Path
 
+from arithlab import folders
 from arithlab.errors import ArithlabError
 
 
@@ -19,15 +19,16 @@ def _files(folder: Path) -> dict[str, bytes]:
 
 
 def _write(files: dict[str, bytes], folder: Path) -> None:
-    """Replace `folder` with these files, never leaving half a run behind."""
+    """Replace run `folder` (never a folder that is not a run) with these files, never
+    leaving half a run behind."""
+    folders.check_target(folder, "run", force=True)
     staging = folder.with_name(folder.name + ".incoming")
     shutil.rmtree(staging, ignore_errors=True)
     for relative, data in files.items():
         target = staging / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
-    shutil.rmtree(folder, ignore_errors=True)
-    os.replace(staging, folder)
+    folders.replace_folder(staging, folder)
 
 
 def _train_remote(config: dict, name: str, resume_files: dict[str, bytes] | None):

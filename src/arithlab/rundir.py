@@ -6,17 +6,21 @@ Weights go to safetensors, never pickles; the rest is JSON, YAML and text.
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import shutil
 import subprocess
 import sys
+import traceback
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 
+from arithlab import folders
 from arithlab.config import Config, config_from_dict, read_yaml
 from arithlab.data import Splits, read_problems, write_problems
 from arithlab.errors import ArithlabError
@@ -26,29 +30,66 @@ from arithlab.tokenizer import CharTokenizer
 CONFIG, VOCAB, WEIGHTS, METRICS = "config.yaml", "vocab.json", "model.safetensors", "metrics.jsonl"
 EVAL, PREDICTIONS, DATA, ENV, ERROR = "eval.json", "predictions.jsonl", "data.json", "env.json", "error.txt"
 CHECKPOINT = "checkpoint"
+OPTIMIZER, STATE = "optimizer.safetensors", "state.json"  # in the checkpoint, beside its weights
 FEWSHOT = "fewshot.json"  # few-shot results, one entry per variant
 TEXT_HELDOUT = "text_heldout.txt"  # text-mixed runs: the held-out text perplexity is measured on
 SPLIT_FILES = {"train": "train.txt", "validation": "validation.txt", "test": "test.txt"}
 EXTRA_TEST = "extra_test.txt"  # only where the run has one (data.extra_test_file)
 
 
-def prepare(out: Path, resume: bool, force: bool) -> None:
-    """Make sure `out` may be written: never overwrite a run silently."""
+RUN_EXISTS = "--resume continues it, --force replaces it"
+
+
+@contextmanager
+def writing(out: Path, resume: bool, force: bool):
+    """Hold run directory `out` for writing for the block: its lock, and for a new run the
+    folder made (with `force`, a run of ours emptied first), for a resumed one its last
+    checkpoint made whole. A run is never overwritten silently, nor a folder that is not a
+    run touched. A crash in the block leaves its traceback in error.txt."""
     if resume:
-        if not (out / CONFIG).exists():
-            raise ArithlabError(f"{out}: no run to resume (no {CONFIG})")
+        check_resumable(out)
+    else:
+        folders.check_target(out, "run", force, RUN_EXISTS)
+    folders.mark(out, "run")
+    with folders.lock(out):
+        if resume:
+            folders.recover_folder(out / CHECKPOINT)
+        else:  # again, now under the lock: another writer may have finished a run here meanwhile
+            folders.check_target(out, "run", force, RUN_EXISTS)
+            folders.clear(out)
+        try:
+            yield
+        except (ArithlabError, KeyboardInterrupt):
+            raise
+        except Exception:
+            folders.write_atomic(out / ERROR, traceback.format_exc())
+            raise
+
+
+def check_resumable(out: Path) -> None:
+    folders.check_place(out)
+    if not (out / CONFIG).exists():
+        again = "; it stopped before training began: train it again (--force)" if folders.kind_of(out) else ""
+        raise ArithlabError(f"{out}: no run to resume (no {CONFIG}){again}")
+
+
+def record_failure(run: Path, text: str) -> None:
+    """error.txt for a run that failed without writing one (a sweep point whose training
+    never started); not while another process writes the run, nor once it is done, nor in
+    a folder that is not a run."""
+    if folders.contents(run) and folders.kind_of(run) != "run":
         return
-    if out.exists() and any(out.iterdir()):
-        if not force:
-            raise ArithlabError(f"{out} already exists: --resume continues it, --force replaces it")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    folders.mark(run, "run")
+    try:
+        with folders.lock(run):
+            if not (run / EVAL).exists() and not (run / ERROR).exists():
+                folders.write_atomic(run / ERROR, text)
+    except ArithlabError:
+        pass  # another process is writing the run: the outcome is its own
 
 
 def write_json(path: Path, value) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(value, indent=1) + "\n")
-    os.replace(tmp, path)
+    folders.write_atomic(path, json.dumps(value, indent=1) + "\n")
 
 
 def read_json(path: Path):
@@ -69,9 +110,27 @@ def add_fewshot(run: Path, result: dict) -> None:
 
 
 def write_jsonl(path: Path, rows) -> None:
-    with open(path, "w") as f:
-        for row in rows:
-            f.write(json.dumps(row) + "\n")
+    folders.write_atomic(path, "".join(json.dumps(row) + "\n" for row in rows))
+
+
+def log_metrics(run: Path, row: dict) -> None:
+    folders.append_atomic(run / METRICS, json.dumps(row))
+
+
+def trim_metrics(run: Path, last_iter: int) -> None:
+    """Keep metrics.jsonl's rows up to iteration `last_iter`: a run resumed from the
+    checkpoint there logs the later ones again."""
+    path = run / METRICS
+    if path.exists():
+        rows = [line for line in path.read_text().splitlines() if _iter_of(line) <= last_iter]
+        folders.write_atomic(path, "".join(f"{row}\n" for row in rows))
+
+
+def _iter_of(line: str) -> float:
+    try:
+        return json.loads(line)["iter"]
+    except (ValueError, KeyError, TypeError):
+        return math.inf  # not a whole row: dropped
 
 
 def load_run_config(run: Path) -> Config:
@@ -120,12 +179,18 @@ def save_weights(model: GPT, path: Path) -> None:
 
 
 def load_weights(model: GPT, path: Path) -> None:
+    device = str(next(model.parameters()).device)
+    _read_safetensors(path, "weights", lambda name: load_model(model, name, device=device))
+
+
+def _read_safetensors(path: Path, what: str, read):
+    """`read(path)`, or an ArithlabError saying that `what` is missing or damaged."""
     if not path.exists():
-        raise ArithlabError(f"{path.parent}: no weights ({path.name} missing)")
+        raise ArithlabError(f"{path.parent}: no {what} ({path.name} missing)")
     try:
-        load_model(model, str(path), device=str(next(model.parameters()).device))
+        return read(str(path))
     except Exception as err:  # safetensors raises several types for a damaged file
-        raise ArithlabError(f"{path}: unreadable weights ({type(err).__name__}: {err})") from None
+        raise ArithlabError(f"{path}: unreadable {what} ({type(err).__name__}: {err})") from None
 
 
 def environment(device: str) -> dict:
@@ -166,7 +231,7 @@ def environment(device: str) -> dict:
 def save_checkpoint(
     run: Path, model: GPT, optimizer: torch.optim.Optimizer, generator: torch.Generator, state: dict
 ) -> None:
-    tmp, final = run / (CHECKPOINT + ".tmp"), run / CHECKPOINT
+    tmp = run / (CHECKPOINT + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     save_model(model, str(tmp / WEIGHTS))
@@ -178,17 +243,30 @@ def save_checkpoint(
     tensors["rng.batches"] = generator.get_state()
     if torch.cuda.is_available():
         tensors["rng.cuda"] = torch.cuda.get_rng_state()
-    save_file(tensors, str(tmp / "optimizer.safetensors"))
-    write_json(tmp / "state.json", {**state, "param_groups": opt["param_groups"]})
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
+    save_file(tensors, str(tmp / OPTIMIZER))
+    write_json(tmp / STATE, {**state, "param_groups": opt["param_groups"]})
+    folders.replace_folder(tmp, run / CHECKPOINT)
+
+
+def has_checkpoint(run: Path) -> bool:
+    """Whether `run` has a checkpoint (perhaps beside it, after a kill in mid-swap)."""
+    return (run / CHECKPOINT).exists() or (run / (CHECKPOINT + folders.OLD)).exists()
 
 
 def load_checkpoint(run: Path, model: GPT, optimizer: torch.optim.Optimizer, generator: torch.Generator) -> dict:
     folder = run / CHECKPOINT
-    state = read_json(folder / "state.json")
+    state = read_json(folder / STATE)
     load_weights(model, folder / WEIGHTS)
-    tensors = load_file(str(folder / "optimizer.safetensors"))
+    tensors = _read_safetensors(folder / OPTIMIZER, "optimizer state", load_file)
+    try:
+        _restore(tensors, state.pop("param_groups"), model, optimizer, generator)
+    except (KeyError, ValueError, RuntimeError) as err:
+        raise ArithlabError(f"{folder}: checkpoint does not fit this run ({type(err).__name__}: {err})") from None
+    return state
+
+
+def _restore(tensors: dict, param_groups: list, model: GPT, optimizer, generator: torch.Generator) -> None:
+    """The random states and the optimizer's state a checkpoint holds, put back."""
     torch.set_rng_state(tensors.pop("rng.torch"))
     generator.set_state(tensors.pop("rng.batches"))
     cuda_state = tensors.pop("rng.cuda", None)
@@ -200,5 +278,4 @@ def load_checkpoint(run: Path, model: GPT, optimizer: torch.optim.Optimizer, gen
         pid, name = key.split(".", 1)
         # AdamW keeps `step` on the CPU unless it is fused or capturable.
         opt_state.setdefault(int(pid), {})[name] = value if name == "step" else value.to(device)
-    optimizer.load_state_dict({"state": opt_state, "param_groups": state.pop("param_groups")})
-    return state
+    optimizer.load_state_dict({"state": opt_state, "param_groups": param_groups})

@@ -13,6 +13,7 @@ import string
 from pathlib import Path
 
 from arithlab.errors import ArithlabError
+from arithlab.folders import write_atomic
 
 DEFAULT_CHARS = "\n" + "".join(ch for ch in string.printable if ch.isprintable())
 
@@ -50,7 +51,7 @@ class CharTokenizer:
         return [self.ids[ch] for ch in chars if ch in self.ids]
 
     def save(self, path: Path) -> None:
-        Path(path).write_text(json.dumps({"chars": self.chars}, indent=1) + "\n", encoding="utf-8")
+        write_atomic(Path(path), json.dumps({"chars": self.chars}, indent=1) + "\n")
 
     @classmethod
     def load(cls, path: Path) -> CharTokenizer:

@@ -9,13 +9,11 @@ weights and the test evaluation into the run directory.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import signal
 import threading
 import time
-import traceback
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
@@ -25,7 +23,7 @@ from tqdm.auto import tqdm
 
 from arithlab import build, distributed, rundir
 from arithlab.batches import AnswerBatches, PackedBatches, StreamBatches
-from arithlab.config import Config
+from arithlab.config import SAME_RESULTS, Config, check, continued, get
 from arithlab.data import (
     Text,
     build_splits,
@@ -36,8 +34,9 @@ from arithlab.data import (
     shot_sets,
     training_stream,
 )
-from arithlab.errors import ArithlabError
+from arithlab.errors import ArithlabError, notice
 from arithlab.evaluator import check_fewshot_fits, evaluate, fewshot, perplexity
+from arithlab.folders import write_atomic
 from arithlab.formats import DECODE_SLACK, get_format
 from arithlab.hf import ADAPTER_DIR
 from arithlab.model import GPT
@@ -60,18 +59,26 @@ def pick_device(name: str) -> str:
 
 PACKED_SAMPLES = 4  # samples in a packed row, by default (model.block_size sets the row's length)
 
+# The default's ceiling. The quickstart's 0.2M-parameter model already leaves 2 idle cores
+# part unused (BENCHMARKS.md: ddp); past 2 threads it is not measured yet (BENCHMARKS.md:
+# threads), so 4 keeps a large machine's cores from being spread over tiny matrices.
+THREADS_CAP = 4
+
+
+def default_threads(processes: int = 1) -> int:
+    """CPU threads for each of `processes` processes: the cores this process may use less
+    those already busy (the 1-minute load average), at most THREADS_CAP, at least 1. A busy
+    core shared by two threads of one training step slows the whole step to its pace."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    busy = round(os.getloadavg()[0]) if hasattr(os, "getloadavg") else 0
+    return max(1, min(THREADS_CAP, (usable - busy) // processes))
+
 
 def resolve(cfg: Config, splits, tokenizer=None) -> Config:
     """The config with every model dimension filled in (what config.yaml records): from
-    the preset, or from the pretrained model `model.init` names."""
+    the preset, or from the pretrained model `model.init` names; and the thread count, so
+    that a resumed run takes the same."""
     model, least = build.model_dims(cfg)
-    for key in ("text_file", "mix_formats"):
-        if getattr(cfg.data, key) and cfg.train.objective != "stream":
-            raise ArithlabError(
-                f"config key data.{key}: mixing is for the stream objective; set train.objective: stream"
-            )
-    if cfg.data.text_blocks < 1:
-        raise ArithlabError(f"config key data.text_blocks: {cfg.data.text_blocks} must be at least 1")
     fmt = get_format(cfg.data.format)
     # Room for the longest sample (in any format mixed in), for decoding a little past the
     # longest answer, and for the training shifts of the positions; in tokens (characters,
@@ -92,19 +99,10 @@ def resolve(cfg: Config, splits, tokenizer=None) -> Config:
             f"config key model.block_size: {model.block_size} is too small; the longest sample needs {fitted} "
             f"({longest} tokens, {DECODE_SLACK} to decode past it, {cfg.train.position_offset} of position shift)"
         )
-    if model.positions in ("abacus", "coupled") and not fmt.digits_from_least:
-        raise ArithlabError(
-            f"config key model.positions: {model.positions} places digits from the least significant one and "
-            f"needs data.format reverse_all or reverse_pad, not {cfg.data.format}"
-        )
-    if model.place_table != "learned" and model.positions not in ("abacus", "coupled"):
-        raise ArithlabError(
-            f"config key model.place_table: {model.place_table} is for abacus or coupled places, "
-            f"not {model.positions} positions"
-        )
     if model.n_embd % model.n_head:
         raise ArithlabError(f"model: n_embd {model.n_embd} is not a multiple of n_head {model.n_head}")
-    return dataclasses.replace(cfg, model=model)
+    threads = cfg.train.threads or default_threads(distributed.world_size())
+    return dataclasses.replace(cfg, model=model, train=dataclasses.replace(cfg.train, threads=threads))
 
 
 def learning_rate(it: int, cfg) -> float:
@@ -122,25 +120,19 @@ def train(cfg: Config, out: Path, resume: bool = False, force: bool = False, pro
     Under torchrun every process calls this; they train data-parallel (DDP) and process 0
     writes the run directory.
     """
+    check(cfg)
     out = Path(out)
     device = distributed.start(pick_device(cfg.train.device))
     try:
-        if distributed.is_main():
-            rundir.prepare(out, resume, force)
-        return _train(cfg, out, resume, progress, device)
-    except (ArithlabError, KeyboardInterrupt):
-        raise
-    except Exception:
-        if distributed.is_main():
-            (out / rundir.ERROR).write_text(traceback.format_exc())
-        raise
+        with rundir.writing(out, resume, force) if distributed.is_main() else nullcontext():
+            return _train(cfg, out, resume, progress, device)
     finally:
         distributed.stop()
 
 
 def _setup(cfg: Config, out: Path, resume: bool, device: str):
     if resume:
-        cfg = rundir.load_run_config(out)
+        cfg = _continued(cfg, out)
         splits = rundir.read_splits(out)
         tokenizer = build.run_tokenizer(cfg, out)
         text = read_text(cfg.data) if cfg.data.text_file else None
@@ -158,17 +150,33 @@ def _setup(cfg: Config, out: Path, resume: bool, device: str):
         if cfg.eval.shots > 0:  # a few-shot evaluation that cannot run is an error now, not after training
             fmt, sets, problems = _fewshot_plan(cfg, splits, text.heldout if text else None)
             check_fewshot_fits(fmt, sets, problems, cfg.model.block_size, cfg.eval.reference_prompt)
-        cfg.save(out / rundir.CONFIG)
         build.save_tokenizer(tokenizer, out)
         rundir.write_splits(out, splits)
         info = describe(splits, cfg.data.format, cfg.data.exclude)
         if text is not None:
-            (out / rundir.TEXT_HELDOUT).write_text(text.heldout, encoding="utf-8")
+            write_atomic(out / rundir.TEXT_HELDOUT, text.heldout)
             stream = training_stream(cfg.data, splits.train, text)
             info["text"] = describe_text(cfg.data, text, stream, tokenizer.vocab_size)
         rundir.write_json(out / rundir.DATA, info)
         rundir.write_json(out / rundir.ENV, rundir.environment(device))
+        cfg.save(out / rundir.CONFIG)  # last: a run with a config has everything resuming reads
     return cfg, splits, tokenizer, text
+
+
+def _continued(cfg: Config, out: Path) -> Config:
+    """The config run `out` continues with: its own, with the execution keys (threads,
+    device, ...) as `cfg` sets them; a change is recorded, and noted where it changes the
+    floating-point results."""
+    cfg, changed = continued(rundir.load_run_config(out), cfg)
+    if changed and distributed.is_main():
+        cfg.save(out / rundir.CONFIG)
+        if set(changed) - set(SAME_RESULTS):
+            settings = ", ".join(f"{key}={get(cfg, key)}" for key in changed)
+            notice(
+                f"resuming with {settings}: the continuation is no longer bit-identical to an uninterrupted run "
+                "(thread count, device and precision change floating-point results)"
+            )
+    return cfg
 
 
 def _train(cfg: Config, out: Path, resume: bool, progress: bool, device: str) -> Path:
@@ -181,7 +189,8 @@ def _train(cfg: Config, out: Path, resume: bool, progress: bool, device: str) ->
     if not main:  # the other processes read what process 0 wrote
         cfg, splits, tokenizer, text = _setup(cfg, out, True, device)
     tc = cfg.train
-    torch.set_num_threads(tc.threads or max(1, (os.cpu_count() or 1) // distributed.world_size()))
+    threads = tc.threads or default_threads(distributed.world_size())  # a run from before threads were recorded
+    torch.set_num_threads(threads)
     if device.startswith("cuda"):
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
@@ -191,7 +200,7 @@ def _train(cfg: Config, out: Path, resume: bool, progress: bool, device: str) ->
     if resume and (out / rundir.CHECKPOINT).exists():  # the checkpoint brings the weights
         model = build.run_model(cfg, tokenizer, out)
     else:
-        model = build.new_model(cfg, tokenizer, out if main and not resume else None)
+        model = build.new_model(cfg, tokenizer, out if main else None)
     model = model.to(device)
     optimizer = model.optimizer(tc.lr, tc.weight_decay, (tc.beta1, tc.beta2), fused=device.startswith("cuda"))
     window = cfg.model.block_size - tc.position_offset  # packed rows and stream windows
@@ -212,11 +221,14 @@ def _train(cfg: Config, out: Path, resume: bool, progress: bool, device: str) ->
     }
     if resume and (out / rundir.CHECKPOINT).exists():
         state = rundir.load_checkpoint(out, model, optimizer, generator)
+    if resume and main:
+        rundir.trim_metrics(out, state["iter"])
     step = DistributedDataParallel(model) if distributed.world_size() > 1 else model
     step = torch.compile(step) if tc.compile else step
     autocast = autocast_for(device)
 
-    bar = tqdm(total=tc.max_iters, initial=state["iter"], disable=not (progress and main), desc=cfg.name)
+    desc = f"{cfg.name} ({threads} {'thread' if threads == 1 else 'threads'})"
+    bar = tqdm(total=tc.max_iters, initial=state["iter"], disable=not (progress and main), desc=desc)
     started = time.perf_counter() - state["seconds"]
     model.train()
     with _deferred_interrupt() as interrupt:
@@ -416,5 +428,4 @@ def _log_eval(cfg, out, model, tokenizer, fmt, validation, state, text: Text | N
     }
     if text is not None:
         row["text_perplexity"] = perplexity(model, tokenizer, text.heldout)
-    with open(out / rundir.METRICS, "a") as f:
-        f.write(json.dumps(row) + "\n")
+    rundir.log_metrics(out, row)
