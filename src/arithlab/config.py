@@ -37,6 +37,10 @@ class DataConfig:
     n_test: int = 10000
     test_digits: int | None = None  # default: digits
     test_sampling: str = "uniform"
+    # Validation: as the test (None), or balanced | uniform | lengths: the same number of
+    # problems for every (digits of a, digits of b) pair, so that stopping at
+    # train.target_accuracy waits for the rare pairs (a uniform set has ~1% 1+3-digit).
+    val_sampling: str | None = None
     exclude: list[int] = field(default_factory=list)  # numbers never used as an operand in training
     # Length generalization: operand lengths (digits) to train on, each operand's drawn
     # uniformly from this list, digits uniform (e.g. [1, 2, 3, 4, 6, 7]: 1-7 without 5);
@@ -406,6 +410,12 @@ def _check_data(cfg: Config) -> None:
         raise ArithlabError(
             f"config key data.shares: {d.shares} must give one non-negative share per operation ({count})"
         )
+    if d.val_sampling not in (None, "balanced", "uniform", "lengths"):
+        raise ArithlabError(
+            f"config key data.val_sampling: {d.val_sampling!r} is not one of balanced, uniform, lengths"
+        )
+    if d.val_sampling == "lengths" and any(operation(name).interval for name in d.operations or [d.operation]):
+        raise ArithlabError("config key data.val_sampling: lengths is for operations on integers, not functions")
     if d.lengths and (d.train_file or d.test_file):
         raise ArithlabError("config keys data.lengths and data.train_file/test_file: give one or the other")
     for key in ("text_file", "mix_formats"):
