@@ -7,7 +7,7 @@ written and parsed, and which formats can write it. The problem parser and every
 list of operations are derived from that registry.
 
 Two kinds of operation share these interfaces:
-- binary operations (`+ - *`) on non-negative integers `a` and `b`, with integer
+- binary operations (`+ - * // %`) on non-negative integers `a` and `b`, with integer
   answers, written `a+b`;
 - functions of one exact 4-decimal number x (`sin`, `sqrt`), written `sin(x)`, whose answer
   is the true value cut to 4 decimals toward minus infinity, floor(v * 10**4) / 10**4,
@@ -117,6 +117,8 @@ OPERATIONS: dict[str, Operation] = {
             carry_out=lambda x, y, c: int(x - y - c < 0),
         ),
         Operation("mul", "*", lambda a, b: a * b, (*_WRITTEN, "detailed")),
+        Operation("floordiv", "//", lambda a, b: a // b, _WRITTEN, least_b=1),
+        Operation("mod", "%", lambda a, b: a % b, _WRITTEN, least_b=1),
         # |x| <= 10: beyond it the 4-term Taylor scratchpad is meaningless and its terms
         # outgrow the digits a float prints exactly.
         Operation(
