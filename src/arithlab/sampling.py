@@ -156,7 +156,7 @@ def _bucket_targets(digits: int, n_extra: int, n_total: int) -> dict[int, float]
 
 
 def balanced(symbol: str, digits: int, n: int, seed: int, excluded: Iterable[int] = ()) -> list[Problem]:
-    """`n` distinct problems balanced by digits and by carries (FORMATS.md)."""
+    """`n` distinct problems balanced by digits and by carries (docs/formats.md)."""
     excluded = set(excluded)
     if OPERATIONS[symbol].carry_out is None:
         raise ArithlabError(f"balanced sampling needs carries; operation {symbol!r} has none (use uniform)")
