@@ -266,14 +266,23 @@ def parse_overrides(pairs: list[str]) -> dict:
             value = yaml.safe_load(raw) if raw else ""
         except yaml.YAMLError:
             value = raw
-        node = nested
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ArithlabError(f"--set {pair!r}: {part} is not a section")
-        node[parts[-1]] = value
+        try:
+            put(nested, key.strip(), value)
+        except ValueError as err:
+            raise ArithlabError(f"--set {pair!r}: {err} is not a section") from None
     return nested
+
+
+def put(nested: dict, key: str, value) -> None:
+    """Set dotted `key` ("train.lr") of the nested dict to `value`, making its sections; a
+    ValueError naming the part of the key that holds a value where a section should be."""
+    node = nested
+    *sections, name = key.split(".")
+    for part in sections:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ValueError(part)
+    node[name] = value
 
 
 def merge(base: dict, overrides: dict) -> dict:

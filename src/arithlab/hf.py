@@ -25,7 +25,7 @@ from arithlab.config import Config
 from arithlab.errors import ArithlabError
 from arithlab.evaluator import prompt_text
 from arithlab.formats import get_format
-from arithlab.model import GPT, adamw, next_token
+from arithlab.model import GPT, adamw, decoding_loop
 from arithlab.tasks import read_problem
 from arithlab.tokenizer import CharTokenizer
 
@@ -345,23 +345,16 @@ class HFModel(nn.Module):
     ) -> torch.Tensor:
         """As GPT.generate: continue every row of `idx`, stopping when `finished` says all
         rows are done; transformers' own key-value cache."""
-        B, T = idx.shape
-        max_new_tokens = min(max_new_tokens, self.config.block_size - T)
-        new = idx.new_empty((B, 0))
-        step_input, cache = idx, None
-        for _ in range(max_new_tokens):
+        cache = {}  # the key-value cache transformers returns, under its argument's name
+
+        def logits(tokens: torch.Tensor) -> torch.Tensor:
+            out = self.hf(input_ids=tokens, use_cache=use_cache, **cache)
             if use_cache:
-                past = {self._cache_arg: cache} if cache is not None else {}
-                out = self.hf(input_ids=step_input, use_cache=True, **past)
-                cache = out.past_key_values
-            else:
-                out = self.hf(input_ids=torch.cat([idx, new], 1), use_cache=False)
-            next_id = next_token(out.logits[:, -1, :].float(), temperature, top_k, generator)
-            new = torch.cat([new, next_id], 1)
-            step_input = next_id
-            if finished is not None and bool(finished(new).all()):
-                break
-        return new
+                cache[self._cache_arg] = out.past_key_values
+            return out.logits[:, -1].float()
+
+        max_new_tokens = min(max_new_tokens, self.max_length - idx.size(1))
+        return decoding_loop(logits, idx, max_new_tokens, finished, use_cache, temperature, top_k, generator)
 
     def save_adapter(self, folder: Path) -> None:
         self.hf.save_pretrained(str(folder), safe_serialization=True)

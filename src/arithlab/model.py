@@ -228,20 +228,30 @@ class GPT(nn.Module):
         B, T = idx.shape
         if self.max_length is not None:
             max_new_tokens = min(max_new_tokens, self.max_length - T)
-        cache = None
-        if use_cache:
-            dtype = next(self.parameters()).dtype
-            cache = KVCache(self.config, B, T + max_new_tokens, idx.device, dtype)
-        new = idx.new_empty((B, 0))
-        step_input = idx
-        for _ in range(max_new_tokens):
-            logits = self(step_input, cache)[:, -1, :] if use_cache else self(torch.cat([idx, new], 1))[:, -1, :]
-            next_id = next_token(logits, temperature, top_k, generator)
-            new = torch.cat([new, next_id], 1)
-            step_input = next_id
-            if finished is not None and bool(finished(new).all()):
-                break
-        return new
+        dtype = next(self.parameters()).dtype
+        cache = KVCache(self.config, B, T + max_new_tokens, idx.device, dtype) if use_cache else None
+
+        def logits(tokens: torch.Tensor) -> torch.Tensor:
+            return self(tokens, cache)[:, -1]
+
+        return decoding_loop(logits, idx, max_new_tokens, finished, use_cache, temperature, top_k, generator)
+
+
+def decoding_loop(
+    logits, idx: torch.Tensor, max_new_tokens: int, finished, use_cache: bool, temperature, top_k, generator
+) -> torch.Tensor:
+    """The loop of `generate` (GPT's, and hf.HFModel's): `logits(tokens)` gives the (B, V)
+    logits of the next token after `tokens`, which are, with a cache, the tokens it has not
+    seen (the prompt, then each new token); without one, the whole sequence so far."""
+    new = idx.new_empty((idx.size(0), 0))
+    tokens = idx
+    for _ in range(max_new_tokens):
+        next_id = next_token(logits(tokens), temperature, top_k, generator)
+        new = torch.cat([new, next_id], 1)
+        tokens = next_id if use_cache else torch.cat([idx, new], 1)
+        if finished is not None and bool(finished(new).all()):
+            break
+    return new
 
 
 def adamw(model: nn.Module, lr: float, weight_decay: float, betas: tuple[float, float], fused: bool = False):
