@@ -12,13 +12,14 @@ from pathlib import Path
 
 import torch
 
-from arithlab.batches import AnswerBatches, StreamBatches
-from arithlab.config import load_config
+from arithlab.batches import IGNORE, AnswerBatches, StreamBatches
+from arithlab.config import PRESETS, load_config
 from arithlab.data import build_splits, training_stream
+from arithlab.devices import autocast_for, pick_device
 from arithlab.formats import get_format
-from arithlab.model import GPT, PRESETS, GPTConfig
+from arithlab.model import GPT, GPTConfig
 from arithlab.tokenizer import CharTokenizer
-from arithlab.trainer import autocast_for, pick_device, train_step
+from arithlab.trainer import train_step
 
 STREAM_CONTEXT = 256
 RESULTS = Path(__file__).parent / "results"
@@ -65,7 +66,7 @@ def time_steps(preset: str, objective: str, batch_size: int, steps: int, compile
 
     def one() -> int:
         x, y, real = batches.sample(batch_size, generator)
-        train_step(step, model, optimizer, x.to(device), y.to(device), None, int((y != -100).sum()), 1.0, autocast)
+        train_step(step, model, optimizer, x.to(device), y.to(device), None, int((y != IGNORE).sum()), 1.0, autocast)
         return real
 
     warmup_started = time.perf_counter()

@@ -7,6 +7,7 @@ import torch
 from conftest import tiny_config
 
 from arithlab.api import load_run
+from arithlab.build import gpt_config
 from arithlab.errors import ArithlabError
 from arithlab.model import GPT, GPTConfig, KVCache
 from arithlab.positions import (
@@ -18,7 +19,6 @@ from arithlab.positions import (
     place_buckets,
     sinusoidal_places,
 )
-from arithlab.rundir import gpt_config
 from arithlab.tokenizer import CharTokenizer
 from arithlab.trainer import train
 

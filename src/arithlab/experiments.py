@@ -30,6 +30,7 @@ from pathlib import Path
 
 from arithlab import rundir
 from arithlab.config import Config, config_from_dict, merge, put, read_yaml
+from arithlab.devices import default_threads
 from arithlab.errors import ArithlabError
 
 SWEEP_FILE = "sweep.json"
@@ -136,8 +137,6 @@ def run_sweep(
 ) -> Path:
     """Run every point of the sweep at `path`; returns the sweep's folder, or raises an
     ArithlabError once the others are done if any point failed."""
-    from arithlab.trainer import default_threads
-
     name, points = load_sweep(path)
     folder = Path(out or Path("runs") / name)
     (folder / "configs").mkdir(parents=True, exist_ok=True)

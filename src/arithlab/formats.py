@@ -57,6 +57,8 @@ class Format:
     stop_chars = "\n"
     # Operands written least significant digit first: what abacus and coupled places need.
     digits_from_least = False
+    # A sample is one line: the newline after the answer ends it.
+    one_line = False
 
     def prompt(self, problem: Problem) -> str:
         raise NotImplementedError
@@ -136,6 +138,7 @@ class Plain(Format):
     """`128+367=495\\n`: the answer as written by hand."""
 
     name = "plain"
+    one_line = True
 
     def prompt(self, problem: Problem) -> str:
         return f"{problem.question}="
@@ -157,6 +160,7 @@ class Reverse(Format):
 
     name = "reverse"
     stop_chars = "$"
+    one_line = True
 
     def prompt(self, problem: Problem) -> str:
         return f"${problem.question}="

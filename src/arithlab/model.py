@@ -36,20 +36,8 @@ class GPTConfig:
     newline_id: int = -1
 
 
-# Named sizes; every field can still be set on its own in a run's config.
-PRESETS: dict[str, dict] = {
-    # The quickstart's model (0.24M parameters): learns 3-digit addition in minutes on 2
-    # cores; 96 wide learned as fast per step as 128 wide, at 0.6x the cost of a step.
-    "small": dict(n_layer=2, n_head=4, n_embd=96, dropout=0.0),
-    "tiny": dict(n_layer=1, n_head=2, n_embd=32, dropout=0.0),
-    # The study's NanoGPT: 10.6M parameters.
-    "nanogpt": dict(n_layer=6, n_head=6, n_embd=384, dropout=0.2),
-    "gpt2": dict(n_layer=12, n_head=12, n_embd=768, dropout=0.0),
-}
-
-
 class KVCache:
-    """Keys and values of every layer, preallocated for a whole decoding run."""
+    """Keys and values of every layer, preallocated for a whole decoding."""
 
     def __init__(self, config: GPTConfig, batch: int, length: int, device, dtype):
         shape = (batch, config.n_head, length, config.n_embd // config.n_head)

@@ -133,7 +133,7 @@ def digit_places(
     in a number) and `answer_before` (for the KV cache). `digits` (vocab_size,) says which
     ids are digits; `config` (a GPTConfig) which scheme, and the ids of `=` and newline.
 
-    A digit's place is its index in its number (its run of consecutive digits), from 1; any
+    A digit's place is its index in its number (the digits written one after another), from 1; any
     other character's is 0. With coupled positions, `=` and every digit after it (up to the
     next newline) get one place more.
     """
