@@ -215,3 +215,34 @@ def test_mix_formats_without_a_text_file_changes_the_training_stream(tmp_path):
     mixed = train(tiny_config(*settings, "data.mix_formats=[simplified]"), tmp_path / "mixed", progress=False)
     weights = [load_file(run / "model.safetensors") for run in (alone, mixed)]
     assert any(not torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_a_checkpoint_written_before_train_state_had_every_key_resumes_exactly(tmp_path, monkeypatch):
+    # Before the TrainState dataclass, a checkpoint taken ahead of the first evaluation
+    # had no last_loss and no stop_reason in state.json: such a run must still resume,
+    # to the same weights as a run never interrupted.
+    from arithlab import trainer
+
+    settings = (*RESUME_SETTINGS, "train.max_iters=6", "train.eval_interval=3")
+    whole = load_file(str(train(tiny_config(*settings), tmp_path / "whole", progress=False) / "model.safetensors"))
+    real_step, calls = trainer.train_step, []
+
+    def step_then_crash(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 5:  # after the checkpoint at iteration 3
+            raise KeyboardInterrupt
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "train_step", step_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(*settings), tmp_path / "cut", progress=False)
+    monkeypatch.setattr(trainer, "train_step", real_step)
+    state_file = tmp_path / "cut" / "checkpoint" / "state.json"
+    state = json.loads(state_file.read_text())
+    assert state["iter"] == 3 and state["stop_reason"] is None
+    state_file.write_text(json.dumps({k: v for k, v in state.items() if k not in ("last_loss", "stop_reason")}))
+    resumed = load_file(
+        str(train(tiny_config(*settings), tmp_path / "cut", resume=True, progress=False) / "model.safetensors")
+    )
+    assert whole.keys() == resumed.keys()
+    assert all(torch.equal(whole[key], resumed[key]) for key in whole)
