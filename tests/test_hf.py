@@ -77,6 +77,14 @@ def hf_config(folder, *extra):
     )
 
 
+def test_the_pretrained_model_and_its_tokenizer_are_what_evaluation_needs(tiny_gpt2):
+    from arithlab.evaluator import LanguageModel, Tokenizer
+
+    cfg = hf_config(tiny_gpt2)
+    assert isinstance(hf.HFModel.pretrained(str(tiny_gpt2), cfg), LanguageModel)
+    assert isinstance(hf.HFTokenizer.load(str(tiny_gpt2)), Tokenizer)
+
+
 def test_digit_spaces_make_each_digit_a_token_and_read_back(tiny_gpt2):
     tokenizer = hf.HFTokenizer.load(str(tiny_gpt2), digit_spaces=True)
     text = "\n$128+367=594$\n"
