@@ -223,26 +223,23 @@ def test_a_checkpoint_written_before_train_state_had_every_key_resumes_exactly(t
     # to the same weights as a run never interrupted.
     from arithlab import trainer
 
-    settings = (*RESUME_SETTINGS, "train.max_iters=6", "train.eval_interval=3")
-    whole = load_file(str(train(tiny_config(*settings), tmp_path / "whole", progress=False) / "model.safetensors"))
-    real_step, calls = trainer.train_step, []
+    cfg = tiny_config(*RESUME_SETTINGS, "train.max_iters=6", "train.eval_interval=3")
+    whole = load_file(str(train(cfg, tmp_path / "whole", progress=False) / "model.safetensors"))
+    real_step = trainer._step
 
-    def step_then_crash(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 5:  # after the checkpoint at iteration 3
+    def killed_at_iteration_4(*args):
+        if args[-1].iter == 4:  # the state, after the checkpoint at iteration 3
             raise KeyboardInterrupt
-        return real_step(*args, **kwargs)
+        real_step(*args)
 
-    monkeypatch.setattr(trainer, "train_step", step_then_crash)
+    monkeypatch.setattr(trainer, "_step", killed_at_iteration_4)
     with pytest.raises(KeyboardInterrupt):
-        train(tiny_config(*settings), tmp_path / "cut", progress=False)
-    monkeypatch.setattr(trainer, "train_step", real_step)
+        train(cfg, tmp_path / "cut", progress=False)
+    monkeypatch.undo()
     state_file = tmp_path / "cut" / "checkpoint" / "state.json"
     state = json.loads(state_file.read_text())
     assert state["iter"] == 3 and state["stop_reason"] is None
     state_file.write_text(json.dumps({k: v for k, v in state.items() if k not in ("last_loss", "stop_reason")}))
-    resumed = load_file(
-        str(train(tiny_config(*settings), tmp_path / "cut", resume=True, progress=False) / "model.safetensors")
-    )
+    resumed = load_file(str(train(cfg, tmp_path / "cut", resume=True, progress=False) / "model.safetensors"))
     assert whole.keys() == resumed.keys()
     assert all(torch.equal(whole[key], resumed[key]) for key in whole)

@@ -44,16 +44,8 @@ class LanguageModel(Protocol):
 
     def __call__(self, idx: torch.Tensor) -> torch.Tensor: ...
 
-    def generate(
-        self,
-        idx: torch.Tensor,
-        max_new_tokens: int,
-        finished=None,
-        use_cache: bool = True,
-        temperature: float = 0.0,
-        top_k: int | None = None,
-        generator: torch.Generator | None = None,
-    ) -> torch.Tensor: ...
+    def generate(self, idx: torch.Tensor, max_new_tokens: int, finished=None, **options) -> torch.Tensor:
+        """As model.GPT.generate (`options`: use_cache, temperature, top_k, generator)."""
 
     def parameters(self) -> Iterator[torch.nn.Parameter]: ...
 
@@ -143,8 +135,9 @@ def generate_answers(
             chunk = indices[start : start + batch_size]
             idx = torch.tensor([encoded[i] for i in chunk], device=device)
             budget = max(fmt.max_new_tokens(problems[i]) for i in chunk)
+            stop = _stopper(fmt, tokenizer, device)
             new = model.generate(
-                idx, budget, _stopper(fmt, tokenizer, device), use_cache, temperature, top_k, generator
+                idx, budget, stop, use_cache=use_cache, temperature=temperature, top_k=top_k, generator=generator
             )
             for i, row in zip(chunk, new.tolist()):
                 outputs[i] = _cut(fmt, tokenizer.decode(row))

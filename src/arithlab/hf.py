@@ -21,7 +21,7 @@ import torch.nn as nn
 
 from arithlab.config import Config
 from arithlab.errors import ArithlabError
-from arithlab.model import adamw, decoding_loop
+from arithlab.model import GPT, adamw
 
 HF_DIR = "hf"  # in an HF run: the checkpoint's config.json and tokenizer files
 ADAPTER_DIR = "adapter"  # in a LoRA run: the adapter alone, as peft saves it
@@ -144,9 +144,10 @@ class HFModel(nn.Module):
         self._cache_arg = "cache" if "cache" in params else "past_key_values"
 
     @classmethod
-    def pretrained(cls, path_or_name: str, cfg: Config, out: Path | None = None) -> HFModel:
+    def pretrained(cls, path_or_name: str, cfg: Config, run: Path | None = None) -> HFModel:
         """The checkpoint's weights, dropout set as the config says, LoRA adapters added
-        where model.lora_rank > 0; `out` receives its config.json (the run's architecture)."""
+        where model.lora_rank > 0; run directory `run` receives its config.json (the run's
+        architecture)."""
         transformers = require()
         config = _checkpoint_config(path_or_name)
         _set_dropout(config, cfg.model.dropout)
@@ -158,8 +159,8 @@ class HFModel(nn.Module):
         # checkpoint's dtype; the run's config.json says so.
         model = model.float()
         model.config.dtype = "float32"
-        if out is not None:
-            model.config.save_pretrained(Path(out) / HF_DIR)
+        if run is not None:
+            model.config.save_pretrained(Path(run) / HF_DIR)
         return cls._adapted(model, cfg)
 
     @classmethod
@@ -195,19 +196,10 @@ class HFModel(nn.Module):
     def optimizer(self, lr: float, weight_decay: float, betas: tuple[float, float], fused: bool = False):
         return adamw(self, lr, weight_decay, betas, fused)
 
-    @torch.no_grad()
-    def generate(
-        self,
-        idx: torch.Tensor,
-        max_new_tokens: int,
-        finished=None,
-        use_cache: bool = True,
-        temperature: float = 0.0,
-        top_k: int | None = None,
-        generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
-        """As GPT.generate: continue every row of `idx`, stopping when `finished` says all
-        rows are done; transformers' own key-value cache."""
+    generate = GPT.generate  # the same decoding, through transformers' own key-value cache
+
+    def decoder(self, idx: torch.Tensor, max_new_tokens: int, use_cache: bool):
+        """As GPT.decoder: the logits of the token after `tokens`, with transformers' cache."""
         cache = {}  # the key-value cache transformers returns, under its argument's name
 
         def logits(tokens: torch.Tensor) -> torch.Tensor:
@@ -216,8 +208,7 @@ class HFModel(nn.Module):
                 cache[self._cache_arg] = out.past_key_values
             return out.logits[:, -1].float()
 
-        max_new_tokens = min(max_new_tokens, self.max_length - idx.size(1))
-        return decoding_loop(logits, idx, max_new_tokens, finished, use_cache, temperature, top_k, generator)
+        return logits
 
     def save_adapter(self, folder: Path) -> None:
         self.hf.save_pretrained(str(folder), safe_serialization=True)

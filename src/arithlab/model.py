@@ -213,33 +213,31 @@ class GPT(nn.Module):
         all are. Without the cache every step recomputes the whole sequence (the baseline
         the cache is measured against; both give the same tokens).
         """
-        B, T = idx.shape
         if self.max_length is not None:
-            max_new_tokens = min(max_new_tokens, self.max_length - T)
+            max_new_tokens = min(max_new_tokens, self.max_length - idx.size(1))
+        logits = self.decoder(idx, max_new_tokens, use_cache)
+        new = idx.new_empty((idx.size(0), 0))
+        tokens = idx
+        for _ in range(max_new_tokens):
+            next_id = next_token(logits(tokens), temperature, top_k, generator)
+            new = torch.cat([new, next_id], 1)
+            tokens = next_id if use_cache else torch.cat([idx, new], 1)
+            if finished is not None and bool(finished(new).all()):
+                break
+        return new
+
+    def decoder(self, idx: torch.Tensor, max_new_tokens: int, use_cache: bool):
+        """`logits(tokens)` for decoding `idx`: the (B, V) logits of the token after `tokens`,
+        which are, with the cache (made here for the whole decoding), the tokens it has not
+        seen yet (the prompt, then each new token); without it, the whole sequence so far."""
+        B, T = idx.shape
         dtype = next(self.parameters()).dtype
         cache = KVCache(self.config, B, T + max_new_tokens, idx.device, dtype) if use_cache else None
 
         def logits(tokens: torch.Tensor) -> torch.Tensor:
             return self(tokens, cache)[:, -1]
 
-        return decoding_loop(logits, idx, max_new_tokens, finished, use_cache, temperature, top_k, generator)
-
-
-def decoding_loop(
-    logits, idx: torch.Tensor, max_new_tokens: int, finished, use_cache: bool, temperature, top_k, generator
-) -> torch.Tensor:
-    """The loop of `generate` (GPT's, and hf.HFModel's): `logits(tokens)` gives the (B, V)
-    logits of the next token after `tokens`, which are, with a cache, the tokens it has not
-    seen (the prompt, then each new token); without one, the whole sequence so far."""
-    new = idx.new_empty((idx.size(0), 0))
-    tokens = idx
-    for _ in range(max_new_tokens):
-        next_id = next_token(logits(tokens), temperature, top_k, generator)
-        new = torch.cat([new, next_id], 1)
-        tokens = next_id if use_cache else torch.cat([idx, new], 1)
-        if finished is not None and bool(finished(new).all()):
-            break
-    return new
+        return logits
 
 
 def adamw(model: nn.Module, lr: float, weight_decay: float, betas: tuple[float, float], fused: bool = False):
