@@ -158,17 +158,17 @@ def gpt_config(cfg: Config, tokenizer: CharTokenizer) -> GPTConfig:
     )
 
 
-def save_tokenizer(tokenizer, out: Path) -> None:
+def save_tokenizer(tokenizer, run: Path) -> None:
     """vocab.json, or a pretrained model's tokenizer files under hf/."""
-    tokenizer.save(out / rundir.VOCAB if isinstance(tokenizer, CharTokenizer) else out)
+    tokenizer.save(run / rundir.VOCAB if isinstance(tokenizer, CharTokenizer) else run)
 
 
-def new_model(cfg: Config, tokenizer, out: Path | None = None):
+def new_model(cfg: Config, tokenizer, run: Path | None = None):
     """The (resolved) config's model with its starting weights; a Hugging Face start
-    writes its architecture into run directory `out` (if given)."""
+    writes its architecture into run directory `run` (if given)."""
     scheme, target = init_of(cfg)
     if scheme == "hf":
-        return HFModel.pretrained(target, cfg, out)
+        return HFModel.pretrained(target, cfg, run)
     model = GPT(gpt_config(cfg, tokenizer))
     if scheme == "run":
         load_pretrained_run(model, Path(target))
