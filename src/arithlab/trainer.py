@@ -94,17 +94,8 @@ def _train(cfg: Config, run: Path, resume: bool, progress: bool, device: str) ->
     torch.manual_seed(tc.seed)
     generator = torch.Generator().manual_seed(tc.seed)
     fmt = get_format(cfg.data.format)
-    checkpoint = resume and (run / rundir.CHECKPOINT).exists()
-    if checkpoint:  # the checkpoint brings the weights
-        model = build.run_model(cfg, tokenizer, run)
-    else:
-        model = build.new_model(cfg, tokenizer, run if main else None)
-    model = model.to(device)
-    optimizer = model.optimizer(tc.lr, tc.weight_decay, (tc.beta1, tc.beta2), fused=device.startswith("cuda"))
+    model, optimizer, state = _model_and_state(cfg, run, resume, tokenizer, device, generator)
     batches = _batches(cfg, splits, tokenizer, text)
-    state = TrainState()
-    if checkpoint:
-        state = TrainState.from_json(rundir.load_checkpoint(run, model, optimizer, generator))
     if resume and main:
         rundir.trim_metrics(run, state.iter)
     # The model as each step calls it: in DDP with several processes, compiled if asked.
@@ -131,12 +122,10 @@ def _train(cfg: Config, run: Path, resume: bool, progress: bool, device: str) ->
                 bar.close()
                 raise KeyboardInterrupt
             if state.iter % tc.eval_interval == 0 or state.iter >= tc.max_iters or over_time:
-                reason = None
                 if main:
                     _log_eval(cfg, run, model, tokenizer, fmt, splits.validation, state, text)
                     bar.set_postfix(loss=f"{state.last_loss:.4f}", val_acc=f"{state.val_accuracy:.3f}")
-                    reason = _stop_reason(tc, state, over_time)
-                state.stop_reason = distributed.from_main(reason)
+                state.stop_reason = distributed.from_main(_stop_reason(tc, state, over_time) if main else None)
                 if main:
                     _save_checkpoint(run, model, optimizer, generator, state)
     bar.close()
@@ -192,6 +181,23 @@ def _continued(cfg: Config, run: Path) -> Config:
                 "(thread count, device and precision change floating-point results)"
             )
     return cfg
+
+
+def _model_and_state(cfg: Config, run: Path, resume: bool, tokenizer, device: str, generator: torch.Generator):
+    """The model on `device`, its optimizer and the training state: new, or (resuming) as
+    the checkpoint left them, the random generators' states included."""
+    tc = cfg.train
+    checkpoint = resume and (run / rundir.CHECKPOINT).exists()
+    if checkpoint:  # the checkpoint brings the weights
+        model = build.run_model(cfg, tokenizer, run)
+    else:
+        model = build.new_model(cfg, tokenizer, run if distributed.is_main() else None)
+    model = model.to(device)
+    optimizer = model.optimizer(tc.lr, tc.weight_decay, (tc.beta1, tc.beta2), fused=device.startswith("cuda"))
+    state = TrainState()
+    if checkpoint:
+        state = TrainState.from_json(rundir.load_checkpoint(run, model, optimizer, generator))
+    return model, optimizer, state
 
 
 def _batches(cfg: Config, splits: Splits, tokenizer, text: Text | None):
