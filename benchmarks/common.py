@@ -60,13 +60,13 @@ def time_steps(preset: str, objective: str, batch_size: int, steps: int, compile
     torch.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=tokenizer.vocab_size, block_size=block, **PRESETS[preset])).to(device)
     optimizer = model.optimizer(1e-3, 0.1, (0.9, 0.99), fused=device == "cuda")
-    step = torch.compile(model, dynamic=objective == "answer") if compile else model
+    wrapped = torch.compile(model, dynamic=objective == "answer") if compile else model
     generator = torch.Generator().manual_seed(0)
     autocast = autocast_for(device)
 
     def one() -> int:
         x, y, real = batches.sample(batch_size, generator)
-        train_step(step, model, optimizer, x.to(device), y.to(device), None, int((y != IGNORE).sum()), 1.0, autocast)
+        train_step(wrapped, model, optimizer, x.to(device), y.to(device), None, int((y != IGNORE).sum()), 1.0, autocast)
         return real
 
     warmup_started = time.perf_counter()
