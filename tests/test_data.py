@@ -293,3 +293,14 @@ def test_extra_test_file_is_read_and_must_not_overlap_training(tmp_path):
     write_problems(path, splits.train[:3] + splits.extra_test)
     with pytest.raises(ArithlabError, match=f"{path}: 3 test problems are also in the training set"):
         build_splits(DataConfig(**{**cfg.__dict__, "extra_test_file": str(path)}))
+
+
+def test_validation_by_lengths_holds_every_length_pair_equally_and_nothing_of_train_or_test():
+    cfg = DataConfig(n_train=300, digits=2, n_val=40, n_test=50, val_sampling="lengths")
+    splits = build_splits(cfg)
+    # 40 over the 4 cells, 10 a cell; 1x1 has none left (balanced training holds all 100 one-digit pairs).
+    assert Counter(operand_lengths(p) for p in splits.validation) == {(1, 2): 10, (2, 1): 10, (2, 2): 10}
+    assert not set(splits.validation) & (set(splits.train) | set(splits.test))
+    assert build_splits(DataConfig(**{**cfg.__dict__, "val_sampling": None})).validation != splits.validation
+    with pytest.raises(ArithlabError, match="data.val_sampling: lengths is for operations on integers"):
+        load_config(None, ["data.operation=sin", "data.format=plain", "data.val_sampling=lengths"])

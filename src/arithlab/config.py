@@ -61,6 +61,10 @@ class DataConfig:
     n_test: int = 10000
     test_digits: int | None = None  # default: digits
     test_sampling: Sampling = "uniform"
+    # Validation: as the test (None), or balanced | uniform | lengths: the same number of
+    # problems for every (digits of a, digits of b) pair, so that stopping at
+    # train.target_accuracy waits for the rare pairs (a uniform set has ~1% 1+3-digit).
+    val_sampling: Literal[(*SAMPLINGS, "lengths")] | None = None
     exclude: list[int] = field(default_factory=list)  # numbers never used as an operand in training
     # Length generalization: operand lengths (digits) to train on, each operand's drawn
     # uniformly from this list, digits uniform (e.g. [1, 2, 3, 4, 6, 7]: 1-7 without 5);
@@ -184,6 +188,8 @@ class Config:
 
 
 def _type_name(tp) -> str:
+    if typing.get_origin(tp) is Literal:  # a choice among values of one type
+        tp = type(typing.get_args(tp)[0])
     return getattr(tp, "__name__", str(tp)).replace("NoneType", "null")
 
 
@@ -380,13 +386,22 @@ RANGES = {
 INIT_SCHEMES = ("hf", "run")
 
 
+def _literal_values(tp) -> tuple:
+    """The values of a Literal type, or of an optional one (`Literal[...] | None`); () else."""
+    for option in (tp, *typing.get_args(tp)):
+        if typing.get_origin(option) is Literal:
+            return typing.get_args(option)
+    return ()
+
+
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "eval": EvalConfig}
-# The allowed values of every Literal key: {"train.objective": ("answer", "packed", "stream"), ...}.
+# The allowed values of every Literal key (None too, where the key is optional):
+# {"train.objective": ("answer", "packed", "stream"), ...}.
 CHOICES = {
-    f"{section}.{name}": typing.get_args(tp)
+    f"{section}.{name}": _literal_values(tp)
     for section, cls in SECTIONS.items()
     for name, tp in typing.get_type_hints(cls).items()
-    if typing.get_origin(tp) is Literal
+    if _literal_values(tp)
 }
 
 
@@ -408,8 +423,9 @@ def check(cfg: Config) -> None:
 def check_values(cfg: Config) -> None:
     """The rules of `check` that concern one key at a time."""
     for key, allowed in CHOICES.items():
-        if get(cfg, key) not in allowed:
-            raise ArithlabError(f"config key {key}: {get(cfg, key)!r} is not one of {', '.join(allowed)}")
+        value = get(cfg, key)
+        if value is not None and value not in allowed:  # None: only where the key takes it (_coerce)
+            raise ArithlabError(f"config key {key}: {value!r} is not one of {', '.join(allowed)}")
     _check_names(cfg)
     for key, (valid, what) in RANGES.items():
         value = get(cfg, key)
@@ -440,6 +456,8 @@ def _check_data(cfg: Config) -> None:
         raise ArithlabError(
             f"config key data.shares: {d.shares} must give one non-negative share per operation ({count})"
         )
+    if d.val_sampling == "lengths" and any(operation(name).interval for name in d.operations or [d.operation]):
+        raise ArithlabError("config key data.val_sampling: lengths is for operations on integers, not functions")
     if d.lengths and (d.train_file or d.test_file):
         raise ArithlabError("config keys data.lengths and data.train_file/test_file: give one or the other")
     for key in ("text_file", "mix_formats"):

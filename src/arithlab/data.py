@@ -183,12 +183,15 @@ def _by_digits(cfg: DataConfig, symbols: list[str]) -> Splits:
             for problem in _draw(symbol, cfg.test_sampling, test_digits, cfg.n_test, cfg.seed + _TEST_STREAM, used)
         ]
     used |= set(test)
-    validation = [
-        problem
-        for symbol in symbols
-        for problem in _draw(symbol, cfg.test_sampling, test_digits, cfg.n_val, cfg.seed + _VAL_STREAM, used)
-    ]
-    return Splits(train, validation, test)
+    return Splits(train, _validation(cfg, symbols, test_digits, used), test)
+
+
+def _validation(cfg: DataConfig, symbols: list[str], digits: int, avoid: set[Problem]) -> list[Problem]:
+    how = cfg.val_sampling or cfg.test_sampling
+    if how == "lengths":
+        lengths = list(range(1, digits + 1))
+        return by_length_cells(symbols, lengths, -(-cfg.n_val // len(lengths) ** 2), cfg.seed + _VAL_STREAM, avoid)
+    return [p for symbol in symbols for p in _draw(symbol, how, digits, cfg.n_val, cfg.seed + _VAL_STREAM, avoid)]
 
 
 def _histogram(values) -> dict[str, int]:
