@@ -12,13 +12,14 @@ from pathlib import Path
 
 import torch
 
-from arithlab.batches import AnswerBatches, StreamBatches
-from arithlab.config import load_config
+from arithlab.batches import IGNORE, AnswerBatches, StreamBatches
+from arithlab.config import PRESETS, load_config
 from arithlab.data import build_splits, training_stream
+from arithlab.devices import autocast_for, pick_device
 from arithlab.formats import get_format
-from arithlab.model import GPT, PRESETS, GPTConfig
+from arithlab.model import GPT, GPTConfig
 from arithlab.tokenizer import CharTokenizer
-from arithlab.trainer import autocast_for, pick_device, train_step
+from arithlab.trainer import train_step
 
 STREAM_CONTEXT = 256
 RESULTS = Path(__file__).parent / "results"
@@ -59,13 +60,13 @@ def time_steps(preset: str, objective: str, batch_size: int, steps: int, compile
     torch.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=tokenizer.vocab_size, block_size=block, **PRESETS[preset])).to(device)
     optimizer = model.optimizer(1e-3, 0.1, (0.9, 0.99), fused=device == "cuda")
-    step = torch.compile(model, dynamic=objective == "answer") if compile else model
+    wrapped = torch.compile(model, dynamic=objective == "answer") if compile else model
     generator = torch.Generator().manual_seed(0)
     autocast = autocast_for(device)
 
     def one() -> int:
         x, y, real = batches.sample(batch_size, generator)
-        train_step(step, model, optimizer, x.to(device), y.to(device), None, int((y != -100).sum()), 1.0, autocast)
+        train_step(wrapped, model, optimizer, x.to(device), y.to(device), None, int((y != IGNORE).sum()), 1.0, autocast)
         return real
 
     warmup_started = time.perf_counter()

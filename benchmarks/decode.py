@@ -19,11 +19,11 @@ import torch
 from common import save
 
 from arithlab import build, rundir
-from arithlab.config import load_config
+from arithlab.config import PRESETS, load_config
 from arithlab.data import build_splits
 from arithlab.evaluator import generate_answers
 from arithlab.formats import get_format
-from arithlab.model import GPT, PRESETS, GPTConfig
+from arithlab.model import GPT, GPTConfig
 from arithlab.tasks import Problem
 from arithlab.tokenizer import CharTokenizer
 

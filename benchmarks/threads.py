@@ -1,6 +1,6 @@
 """Benchmark: training steps per second of the quickstart's model (the `small` preset,
 3-digit reverse addition, answer objective, batch 128) while other processes keep cores
-busy, at the default thread count (`trainer.default_threads`) against fixed counts.
+busy, at the default thread count (`devices.default_threads`) against fixed counts.
 
 A training step split over threads waits for the slowest of them, and a thread that
 shares its core with another busy process runs at half speed or less, so the whole step
@@ -27,7 +27,7 @@ def worker(setting: str, steps: int) -> None:
     """Time `steps` training steps at `setting` threads ("default": the trainer's choice)."""
     import torch
 
-    from arithlab.trainer import default_threads
+    from arithlab.devices import default_threads
 
     threads = default_threads() if setting == "default" else int(setting)
     torch.set_num_threads(threads)

@@ -1,6 +1,13 @@
-from arithlab.evaluator import score
+from arithlab.evaluator import LanguageModel, Tokenizer, score
 from arithlab.formats import get_format
+from arithlab.model import GPT, GPTConfig
 from arithlab.tasks import Problem
+from arithlab.tokenizer import CharTokenizer
+
+
+def test_our_gpt_and_character_tokenizer_are_what_evaluation_needs():
+    assert isinstance(GPT(GPTConfig(n_layer=1, n_embd=16, n_head=2)), LanguageModel)
+    assert isinstance(CharTokenizer(), Tokenizer)
 
 
 def test_accuracy_on_problems_with_excluded_numbers_is_reported_apart():

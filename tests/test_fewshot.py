@@ -27,7 +27,7 @@ def test_plain_k_shot_prompt_is_the_examples_each_on_its_line_then_the_query():
     fmt = get_format("plain")
     prefix = shot_prefix(fmt, ShotSet(EXAMPLES), 3)
     assert prompt_text(fmt, QUERY, prefix=prefix) == "\n103+896=999\n683+857=1540\n221+732=953\n1+418="
-    # The reference's prompts (no leading newline) give FORMATS.md's example exactly.
+    # The reference's prompts (no leading newline) give the study's example exactly.
     assert prompt_text(fmt, QUERY, True, prefix) == "103+896=999\n683+857=1540\n221+732=953\n1+418="
     assert prompt_text(fmt, QUERY, prefix=shot_prefix(fmt, ShotSet(EXAMPLES), 1)) == "\n103+896=999\n1+418="
     assert prompt_text(fmt, QUERY, prefix=shot_prefix(fmt, ShotSet(EXAMPLES), 0)) == "\n1+418="

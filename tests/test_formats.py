@@ -1,4 +1,4 @@
-"""Data formats: byte-exact samples of ../shared/FORMATS.md, and scratchpads re-derived.
+"""Data formats: byte-exact samples of docs/formats.md, and scratchpads re-derived.
 
 Every scratchpad is checked by re-deriving its arithmetic line by line from the operands,
 so that a writer that drifts from the true sums (as the reference's on-the-fly generator
@@ -7,7 +7,9 @@ did) fails here, not in a training run.
 
 from __future__ import annotations
 
+import ast
 import re
+from pathlib import Path
 
 import pytest
 from hypothesis import example, given, settings
@@ -15,12 +17,12 @@ from hypothesis import strategies as st
 
 from arithlab.errors import ArithlabError
 from arithlab.formats import FORMATS, get_format
-from arithlab.tasks import Problem, digits_of
+from arithlab.tasks import Problem, digits_of, read_problem
 
 SETTINGS = settings(max_examples=200, deadline=None)
 
 # ---------------------------------------------------------------------------------------
-# The strings of FORMATS.md, copied as Python literals.
+# The strings of docs/formats.md, copied as Python literals.
 
 ADDITION = Problem("+", 128, 367)
 PROMPT_SCRATCH = "Input:\n128+367\nTarget:\n"
@@ -66,7 +68,7 @@ PLAIN_REVERSE_OTHER_OPS = [
     ("reverse_pad", Problem("+", 0, 0), "$00+00=00$\n"),
 ]
 
-# Subtraction and multiplication scratchpads, and the edge cases of FORMATS.md.
+# Subtraction and multiplication scratchpads, and the edge cases of docs/formats.md.
 SCRATCHPAD_OTHER_OPS = [
     (
         "simplified",
@@ -126,7 +128,7 @@ SCRATCHPAD_OTHER_OPS = [
     ),
 ]
 
-# A multiplier digit 0 gives A=[0] and B=[0] at every k: the line of 12*100 quoted in FORMATS.md.
+# A multiplier digit 0 gives A=[0] and B=[0] at every k: the line of 12*100 quoted in docs/formats.md.
 LINE_OF_12_TIMES_100 = "[1,2] * 0 , A=[0] , k=10 , B=[0] , C=0+0=0\n"
 
 SCRATCHPADS = ("simplified", "detailed")
@@ -225,6 +227,26 @@ def test_data_show_prints_the_documented_sample(capsys, name, problem, sample):
 def test_documented_addition_sample_parses_back_to_495(name):
     sample, prompt = ADDITION_SAMPLES[name]
     assert get_format(name).parse(sample[len(prompt) :]) == 495
+
+
+def _documented_samples() -> list[tuple[str, str, str]]:
+    """(format, problem, sample) of every example of docs/formats.md: its table rows
+    (| `format` | `problem` | `'sample'` |) and its code lines (# format problem, then the sample)."""
+    page = (Path(__file__).resolve().parent.parent / "docs" / "formats.md").read_text()
+    rows = re.findall(r"^\| `([a-z_]+)` \| `([^`]+)` \| `('.*')` \|$", page, re.M)
+    rows += re.findall(r"^# ([a-z_]+) (\S+)\n('.*')$", page, re.M)
+    return [(name, problem, ast.literal_eval(sample)) for name, problem, sample in rows]
+
+
+def test_formats_page_holds_an_example_of_every_format_and_operation():
+    documented = _documented_samples()
+    assert {name for name, _, _ in documented} == set(FORMATS)
+    assert {read_problem(problem).op for _, problem, _ in documented} == {"+", "-", "*", "//", "%", "sin", "sqrt"}
+
+
+@pytest.mark.parametrize(("name", "problem", "sample"), _documented_samples())
+def test_every_sample_of_the_formats_page_is_what_the_format_renders(name, problem, sample):
+    assert get_format(name).render(read_problem(problem)) == sample
 
 
 def test_random_ablation_variants_share_the_scratchpad_prompt():

@@ -1,4 +1,4 @@
-"""Sine and square root: FORMATS.md's strings byte for byte, exact answers, scratchpads
+"""Sine and square root: docs/formats.md's strings byte for byte, exact answers, scratchpads
 re-derived with Decimal, tolerance scoring, problem files, splits and `data show`."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ SETTINGS = settings(max_examples=150, deadline=None)
 SIN, SQRT = Problem.function("sin", "0.5"), Problem.function("sqrt", "2.5")
 
 # ---------------------------------------------------------------------------------------
-# The strings of FORMATS.md, copied as Python literals.
+# The strings of docs/formats.md, copied as Python literals.
 
 DETAILED_SIN = (
     "Input:\nsin(0.5)\nTarget:\n<scratch>\nx_0=0.5\nx_1: x_0 - 1/3! * (x^3) , x_1=0.4791\n"

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from arithlab.model import GPT, PRESETS, GPTConfig
+from arithlab.config import PRESETS
+from arithlab.model import GPT, GPTConfig
 
 
 def _model(**kw) -> GPT:

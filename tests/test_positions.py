@@ -7,20 +7,18 @@ import torch
 from conftest import tiny_config
 
 from arithlab.api import load_run
+from arithlab.build import gpt_config
 from arithlab.errors import ArithlabError
-from arithlab.model import (
+from arithlab.model import GPT, GPTConfig, KVCache
+from arithlab.positions import (
     FAR_ABOVE,
     FAR_BELOW,
-    GPT,
     PLACE_DISTANCE,
     POSITIONS,
-    GPTConfig,
-    KVCache,
     digit_places,
     place_buckets,
     sinusoidal_places,
 )
-from arithlab.rundir import gpt_config
 from arithlab.tokenizer import CharTokenizer
 from arithlab.trainer import train
 

@@ -1,4 +1,4 @@
-"""Samplers: the balanced sets of FORMATS.md (quotas, nesting, exclusions) and the exact
+"""Samplers: the balanced sets of docs/formats.md (quotas, nesting, exclusions) and the exact
 carry counting they rest on, checked against brute-force enumeration."""
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import pytest
 import torch
 from conftest import tiny_config
 
-from arithlab import rundir
+from arithlab import build, rundir
 from arithlab.api import load_run
 from arithlab.cli import main
 from arithlab.config import DataConfig
@@ -88,7 +88,7 @@ def test_plain_and_scratchpad_samples_follow_the_text_in_each_block(tmp_path):
 
 
 def test_mixed_formats_train_and_fit_the_longest_sample(tmp_path):
-    from arithlab.trainer import resolve
+    from arithlab.build import resolve
 
     cfg = tiny_config("train.objective=stream", "data.mix_formats=[simplified]", "train.position_offset=0")
     splits = build_splits(cfg.data)
@@ -187,7 +187,7 @@ def test_trained_text_run_has_lower_perplexity_than_at_initialization(text_run):
     run = load_run(run_dir, device="cpu")
     trained = run.perplexity()
     torch.manual_seed(run.config.train.seed)
-    fresh = GPT(rundir.gpt_config(run.config, run.tokenizer))
+    fresh = GPT(build.gpt_config(run.config, run.tokenizer))
     initial = perplexity(fresh, run.tokenizer, (run_dir / rundir.TEXT_HELDOUT).read_text(encoding="utf-8"))
     assert math.isfinite(trained) and math.isfinite(initial)
     assert initial > 50  # about the vocabulary size: no knowledge yet

@@ -215,3 +215,31 @@ def test_mix_formats_without_a_text_file_changes_the_training_stream(tmp_path):
     mixed = train(tiny_config(*settings, "data.mix_formats=[simplified]"), tmp_path / "mixed", progress=False)
     weights = [load_file(run / "model.safetensors") for run in (alone, mixed)]
     assert any(not torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_a_checkpoint_written_before_train_state_had_every_key_resumes_exactly(tmp_path, monkeypatch):
+    # Before the TrainState dataclass, a checkpoint taken ahead of the first evaluation
+    # had no last_loss and no stop_reason in state.json: such a run must still resume,
+    # to the same weights as a run never interrupted.
+    from arithlab import trainer
+
+    cfg = tiny_config(*RESUME_SETTINGS, "train.max_iters=6", "train.eval_interval=3")
+    whole = load_file(str(train(cfg, tmp_path / "whole", progress=False) / "model.safetensors"))
+    real_step = trainer._step
+
+    def killed_at_iteration_4(*args):
+        if args[-1].iter == 4:  # the state, after the checkpoint at iteration 3
+            raise KeyboardInterrupt
+        real_step(*args)
+
+    monkeypatch.setattr(trainer, "_step", killed_at_iteration_4)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "cut", progress=False)
+    monkeypatch.undo()
+    state_file = tmp_path / "cut" / "checkpoint" / "state.json"
+    state = json.loads(state_file.read_text())
+    assert state["iter"] == 3 and state["stop_reason"] is None
+    state_file.write_text(json.dumps({k: v for k, v in state.items() if k not in ("last_loss", "stop_reason")}))
+    resumed = load_file(str(train(cfg, tmp_path / "cut", resume=True, progress=False) / "model.safetensors"))
+    assert whole.keys() == resumed.keys()
+    assert all(torch.equal(whole[key], resumed[key]) for key in whole)

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-from arithlab import build, rundir, trainer
+from arithlab import build, export, rundir, trainer
 from arithlab.config import Config, config_from_dict, load_config
+from arithlab.devices import pick_device
 from arithlab.errors import ArithlabError
-from arithlab.evaluator import generate_answers, perplexity, score, too_long
+from arithlab.evaluator import decoding_options, fewshot_eval, generate_answers, perplexity, score, too_long
 from arithlab.formats import get_format
 from arithlab.tasks import Problem, read_problem
 
@@ -41,14 +42,14 @@ class Run:
         self.path = Path(path)
         self.config = rundir.load_run_config(self.path)
         self.format = get_format(self.config.data.format)
-        self.device = trainer.pick_device(device)
+        self.device = pick_device(device)
         self.model, self.tokenizer = build.load_run_model(self.path, self.config, self.device)
 
     def ask(self, question: str) -> Answer:
         problem = to_problem(question)
         self._check_fits([problem])
         (output,) = generate_answers(
-            self.model, self.tokenizer, self.format, [problem], **trainer.decoding_options(self.config)
+            self.model, self.tokenizer, self.format, [problem], **decoding_options(self.config)
         )
         return Answer(problem.question, output, self.format.parse(output, problem), self.format.target(problem))
 
@@ -64,7 +65,7 @@ class Run:
             self._check_fits(problems)
         long = set(too_long(self.model, self.tokenizer, self.format, problems, self.config.eval.reference_prompt))
         fitting = [p for i, p in enumerate(problems) if i not in long]
-        options = trainer.decoding_options(self.config)
+        options = decoding_options(self.config)
         decoded = iter(generate_answers(self.model, self.tokenizer, self.format, fitting, **options))
         outputs = ["" if i in long else next(decoded) for i in range(len(problems))]  # "": scored wrong
         summary, predictions = score(self.format, problems, outputs, self.config.data.exclude)
@@ -90,7 +91,7 @@ class Run:
         heldout = self.path / rundir.TEXT_HELDOUT
         text = heldout.read_text(encoding="utf-8") if heldout.exists() else None
         chosen = None if problems is None else [to_problem(p) for p in problems]
-        result = trainer.fewshot_eval(cfg, self.model, self.tokenizer, splits, text, chosen)
+        result = fewshot_eval(cfg, self.model, self.tokenizer, splits, text, chosen)
         if save:
             rundir.add_fewshot(self.path, result)
         return result
@@ -140,9 +141,7 @@ def train(
 
 def export_hf(run: Run | str | Path, out: str | Path, force: bool = False) -> Path:
     """Write a run as a Hugging Face model folder (GPT-2 and a tokenizer); needs arithlab[hf]."""
-    from arithlab import hf
-
-    return hf.export(run.path if isinstance(run, Run) else Path(run), Path(out), force)
+    return export.export(run.path if isinstance(run, Run) else Path(run), Path(out), force)
 
 
 def evaluate(run: Run, problems: list[Problem | str] | None = None) -> dict:

@@ -1,4 +1,5 @@
-"""A run's model and tokenizer, by where its weights start (`model.init`).
+"""A run's model and tokenizer, by where its weights start (`model.init`), and the config
+made whole for its data (`resolve`).
 
 - none: our GPT, randomly initialized, with the character vocabulary;
 - `run:PATH`: our GPT with the weights (and vocabulary) of one of our runs, then trained
@@ -8,7 +9,8 @@
 
 The trainer and the evaluator see one interface whichever it is: a model with
 forward(idx, cache, offsets) -> logits, generate(...), optimizer(...) and
-config.block_size, and a tokenizer with encode, decode, ids_containing and save.
+config.block_size, and a tokenizer with encode, decode, ids_containing and save
+(evaluator.LanguageModel and evaluator.Tokenizer).
 """
 
 from __future__ import annotations
@@ -18,11 +20,18 @@ from pathlib import Path
 
 import torch
 
-from arithlab import rundir
-from arithlab.config import Config, ModelConfig, init_of
+from arithlab import distributed, rundir
+from arithlab.config import Config, ModelConfig, init_of, with_preset
+from arithlab.data import Splits
+from arithlab.devices import default_threads
 from arithlab.errors import ArithlabError
-from arithlab.model import GPT, PRESETS
+from arithlab.evaluator import Tokenizer, check_fewshot_fits, fewshot_plan
+from arithlab.formats import DECODE_SLACK, get_format
+from arithlab.hf import HFModel, HFTokenizer, checkpoint_dims
+from arithlab.model import GPT, GPTConfig
 from arithlab.tokenizer import CharTokenizer
+
+PACKED_SAMPLES = 4  # samples in a packed row, by default (model.block_size sets the row's length)
 
 
 def _source_run(target: str) -> tuple[Path, Config]:
@@ -44,8 +53,6 @@ def _source_run(target: str) -> tuple[Path, Config]:
 def new_tokenizer(cfg: Config):
     scheme, target = init_of(cfg)
     if scheme == "hf":
-        from arithlab.hf import HFTokenizer
-
         return HFTokenizer.load(target, cfg.model.digit_spaces)
     if scheme == "run":
         source, _ = _source_run(target)
@@ -59,8 +66,6 @@ def model_dims(cfg: Config) -> tuple[ModelConfig, int]:
     scheme, target = init_of(cfg)
     m = cfg.model
     if scheme == "hf":
-        from arithlab.hf import checkpoint_dims
-
         dims = checkpoint_dims(target, m.dropout)
         for key in ("n_layer", "n_head", "n_embd", "block_size"):
             if getattr(m, key) is not None and getattr(m, key) != dims[key]:
@@ -89,26 +94,82 @@ def model_dims(cfg: Config) -> tuple[ModelConfig, int]:
         dims["init"] = f"run:{source.resolve()}"
         dropout = src.dropout if m.dropout is None else m.dropout
         return dataclasses.replace(m, dropout=dropout, **dims), src.block_size
-    if m.preset not in PRESETS:
-        raise ArithlabError(f"config key model.preset: {m.preset!r} is not one of {', '.join(PRESETS)}")
-    preset = PRESETS[m.preset]
-    return dataclasses.replace(m, **{k: v for k, v in preset.items() if getattr(m, k) is None}), 0
+    return with_preset(m), 0
 
 
-def save_tokenizer(tokenizer, out: Path) -> None:
+def resolve(cfg: Config, splits: Splits, tokenizer: Tokenizer | None = None, heldout: str | None = None) -> Config:
+    """The config made whole for these data, as config.yaml records it: every model
+    dimension, from the preset or the pretrained model `model.init` names; block_size, fitted
+    to the longest sample; and the thread count, so that a resumed run takes the same.
+
+    The one step where the config meets the data, so the rules that need the data are
+    checked here: block_size must hold the longest sample, and a few-shot evaluation
+    (`heldout`: a text-mixed run's held-out text) must fit it."""
+    model, least = model_dims(cfg)
+    model.block_size = _fitted_block_size(cfg, model.block_size, least, splits, tokenizer)
+    threads = cfg.train.threads or default_threads(distributed.world_size())
+    cfg = dataclasses.replace(cfg, model=model, train=dataclasses.replace(cfg.train, threads=threads))
+    if cfg.eval.shots > 0:  # a few-shot evaluation that cannot run is an error now, not after training
+        check_fewshot_fits(*fewshot_plan(cfg, splits, heldout), cfg.model.block_size, cfg.eval.reference_prompt)
+    return cfg
+
+
+def _fitted_block_size(cfg: Config, given: int | None, least: int, splits: Splits, tokenizer) -> int:
+    """Room for the longest sample (in any format mixed in), for decoding a little past the
+    longest answer, and for the training shifts of the positions; in tokens (characters,
+    unless a BPE tokenizer). `given`: model.block_size as set, checked; `least`: the
+    least a pretrained start allows."""
+    fmt = get_format(cfg.data.format)
+    samples = ["\n" + fmt.render(p) for p in (*splits.train, *splits.validation, *splits.test)]
+    samples += ["\n" + get_format(name).render(p) for name in cfg.data.mix_formats for p in splits.train]
+    if tokenizer is None or isinstance(tokenizer, CharTokenizer):
+        longest = max(map(len, samples))
+    else:
+        longest = max(len(tokenizer.encode(s)) for s in samples)
+    fitted = longest + DECODE_SLACK + cfg.train.position_offset
+    if given is None:
+        # A packed row holds about 4 samples; a stream window is the study's 256 characters.
+        rows = {"packed": PACKED_SAMPLES * longest, "stream": 256}.get(cfg.train.objective, 0)
+        return max(least, fitted, rows)
+    if given < fitted:
+        raise ArithlabError(
+            f"config key model.block_size: {given} is too small; the longest sample needs {fitted} "
+            f"({longest} tokens, {DECODE_SLACK} to decode past it, {cfg.train.position_offset} of position shift)"
+        )
+    return given
+
+
+def gpt_config(cfg: Config, tokenizer: CharTokenizer) -> GPTConfig:
+    """The model's dimensions as the (resolved) config states them."""
+    m = cfg.model
+    return GPTConfig(
+        vocab_size=tokenizer.vocab_size,
+        block_size=m.block_size,
+        n_layer=m.n_layer,
+        n_head=m.n_head,
+        n_embd=m.n_embd,
+        dropout=m.dropout,
+        bias=m.bias,
+        positions=m.positions,
+        place_table=m.place_table,
+        digit_ids=tuple(tokenizer.encode("0123456789")),
+        equals_id=tokenizer.encode("=")[0],
+        newline_id=tokenizer.encode("\n")[0],
+    )
+
+
+def save_tokenizer(tokenizer, run: Path) -> None:
     """vocab.json, or a pretrained model's tokenizer files under hf/."""
-    tokenizer.save(out / rundir.VOCAB if isinstance(tokenizer, CharTokenizer) else out)
+    tokenizer.save(run / rundir.VOCAB if isinstance(tokenizer, CharTokenizer) else run)
 
 
-def new_model(cfg: Config, tokenizer, out: Path | None = None):
+def new_model(cfg: Config, tokenizer, run: Path | None = None):
     """The (resolved) config's model with its starting weights; a Hugging Face start
-    writes its architecture into run directory `out` (if given)."""
+    writes its architecture into run directory `run` (if given)."""
     scheme, target = init_of(cfg)
     if scheme == "hf":
-        from arithlab.hf import HFModel
-
-        return HFModel.pretrained(target, cfg, out)
-    model = GPT(rundir.gpt_config(cfg, tokenizer))
+        return HFModel.pretrained(target, cfg, run)
+    model = GPT(gpt_config(cfg, tokenizer))
     if scheme == "run":
         load_pretrained_run(model, Path(target))
     return model
@@ -147,8 +208,6 @@ def load_pretrained_run(model: GPT, source: Path) -> None:
 
 def run_tokenizer(cfg: Config, run: Path):
     if init_of(cfg)[0] == "hf":
-        from arithlab.hf import HFTokenizer
-
         return HFTokenizer.load_run(run, cfg.model.digit_spaces)
     return CharTokenizer.load(run / rundir.VOCAB)
 
@@ -156,10 +215,8 @@ def run_tokenizer(cfg: Config, run: Path):
 def run_model(cfg: Config, tokenizer, run: Path):
     """The architecture of run `run`'s model (weights: load them after)."""
     if init_of(cfg)[0] == "hf":
-        from arithlab.hf import HFModel
-
         return HFModel.from_run(run, cfg)
-    return GPT(rundir.gpt_config(cfg, tokenizer))
+    return GPT(gpt_config(cfg, tokenizer))
 
 
 def load_run_model(run: Path, cfg: Config, device: str):

@@ -1,4 +1,9 @@
-"""The command line: argument parsing only; the work is done by the modules it calls."""
+"""The command line: argument parsing only; the work is done by the modules it calls.
+
+Every verb is an `add_*` function that declares its arguments, directly above the `cmd_*`
+handler it points them to (`set_defaults(func=...)`); `_parser` adds the verbs in the order
+`arithlab --help` lists them. The options several verbs take are declared once, in `SHARED`.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 
 from arithlab import distributed, folders, rundir
+from arithlab.config import CHOICES
 from arithlab.errors import ArithlabError, notice
 from arithlab.matrix_completion import SOLVERS
 
@@ -25,217 +31,83 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     from arithlab import __version__
 
-    fmt = argparse.RawDescriptionHelpFormatter
     parser = _Parser(
         prog="arithlab",
         description="Teach arithmetic to small transformers.",
-        epilog="examples:\n  arithlab quickstart\n"
-        "  arithlab train configs/addition_reverse.yaml --set train.max_iters=2000",
-        formatter_class=fmt,
+        epilog=_examples(
+            "arithlab quickstart", "arithlab train configs/addition_reverse.yaml --set train.max_iters=2000"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"arithlab {__version__}")
+    parser.set_defaults(func=None)
     verbs = parser.add_subparsers(dest="verb", metavar="VERB")
+    for add in VERBS:
+        add(verbs)
+    return parser
 
-    p = verbs.add_parser(
-        "train",
-        help="train a run from a YAML config",
-        formatter_class=fmt,
-        epilog="examples:\n  arithlab train configs/addition_reverse.yaml --set train.max_iters=2000 --out runs/rev\n"
-        "  arithlab train --resume runs/rev\n"
-        "  arithlab train --resume runs/rev --set train.threads=1    # how it runs may change, not what it trains",
+
+def _examples(*lines: str, then: str = "") -> str:
+    """A --help epilog: the example command lines, then any further text."""
+    return f"{'examples' if len(lines) > 1 else 'example'}:\n" + "".join(f"  {line}\n" for line in lines) + then
+
+
+def _verb(verbs, name: str, help: str, *examples: str, then: str = "") -> argparse.ArgumentParser:
+    """A verb's parser, its --help ending in examples."""
+    return verbs.add_parser(
+        name, help=help, epilog=_examples(*examples, then=then), formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("config", nargs="?", type=Path, help="YAML config (not needed with --resume)")
-    p.add_argument(
-        "--set",
+
+
+# The options several verbs take; a verb may give its own help, default or `required`.
+SHARED = {
+    "--set": dict(
         dest="overrides",
         action="append",
         default=[],
         metavar="KEY=VALUE",
         help="override a config key, e.g. train.max_iters=2000 (repeatable)",
-    )
-    p.add_argument("--out", type=Path, help="run directory (default: runs/NAME)")
-    p.add_argument("--resume", type=Path, metavar="RUN", help="continue an interrupted run")
-    p.add_argument("--force", action="store_true", help="replace an existing run (only a run, never other files)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-
-    p = verbs.add_parser(
-        "eval",
-        help="score a run on its test set or a problem file",
-        formatter_class=fmt,
-        epilog="examples:\n  arithlab eval runs/quickstart\n  arithlab eval runs/quickstart --problems my.txt --json\n"
-        "  arithlab eval runs/text_mixing --shots 3 --shot-sets 5 --shot-variant noisy",
-    )
-    p.add_argument("run", type=Path)
-    p.add_argument("--problems", type=Path, help="problem file, one problem a line (e.g. 686+753=1439)")
-    p.add_argument("--json", action="store_true", help="print the eval.json object (with --shots: the few-shot one)")
-    p.add_argument(
-        "--shots", type=int, metavar="K", help="few-shot evaluation with 0..K examples; adds to RUN/fewshot.json"
-    )
-    p.add_argument("--shot-sets", type=int, metavar="N", help="example sets per k (default: the run's eval.shot_sets)")
-    p.add_argument(
-        "--shot-variant",
-        choices=("plain", "scratchpad", "noisy", "text"),
-        help="plain: examples in the run's format; scratchpad: in --shot-format (default simplified); "
-        "noisy: wrong answers; text: a line of the held-out text first",
-    )
-    p.add_argument("--shot-format", help="format of the examples and the query (default: see --shot-variant)")
-    p.add_argument("--shot-n", type=int, metavar="N", help="test problems to use (default: the run's eval.shot_n)")
-    p.add_argument(
-        "--strict", action="store_true", help="a problem longer than the model can read and write is an error"
-    )
-
-    p = verbs.add_parser(
-        "ask",
-        help="ask a run one question",
-        formatter_class=fmt,
-        epilog='example:\n  arithlab ask runs/quickstart "128+367"',
-    )
-    p.add_argument("run", type=Path)
-    p.add_argument("question", help='e.g. "128+367"')
-
-    p = verbs.add_parser(
-        "export",
-        help="write a run as a Hugging Face GPT-2 model (needs arithlab[hf])",
-        formatter_class=fmt,
-        epilog="example:\n  arithlab export runs/quickstart --hf exports/quickstart\n\n"
-        "then, in Python:\n"
-        "  from transformers import AutoTokenizer, GPT2LMHeadModel\n"
-        '  tok = AutoTokenizer.from_pretrained("exports/quickstart")\n'
-        '  model = GPT2LMHeadModel.from_pretrained("exports/quickstart")\n'
-        '  ids = tok("\\n$128+367=", return_tensors="pt").input_ids\n'
-        "  print(tok.decode(model.generate(ids, max_new_tokens=8, do_sample=False)[0, ids.size(1):]))",
-    )
-    p.add_argument("run", type=Path)
-    p.add_argument("--hf", type=Path, required=True, metavar="OUT", help="folder for the Hugging Face model")
-    p.add_argument("--force", action="store_true", help="replace an earlier export (only an export)")
-
-    p = verbs.add_parser(
-        "data",
-        help="show or write data",
-        formatter_class=fmt,
-        epilog="examples:\n  arithlab data show --format detailed 128+367\n"
-        "  arithlab data make configs/addition_plain.yaml --out data/plain\n"
-        "  arithlab data text --download",
-    )
-    data_verbs = p.add_subparsers(dest="data_verb", required=True, metavar="ACTION")
-    show = data_verbs.add_parser(
-        "show",
-        help="print the exact training sample of one problem",
-        formatter_class=fmt,
-        epilog="example:\n  arithlab data show --format detailed 128+367",
-    )
-    show.add_argument("--format", required=True, help="plain, reverse, simplified, detailed, ...")
-    show.add_argument("problem", help="e.g. 128+367")
-    make = data_verbs.add_parser(
-        "make",
-        help="write the problem files a config would use",
-        formatter_class=fmt,
-        epilog="example:\n  arithlab data make configs/addition_plain.yaml --out data/plain",
-    )
-    make.add_argument("config", type=Path)
-    make.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    make.add_argument("--out", type=Path, required=True)
-    make.add_argument("--force", action="store_true", help="replace problem files data make wrote before")
-    lengths = data_verbs.add_parser(
-        "lengths",
-        help="write a test file with every operand-length pair, disjoint from a config's or sweep's training sets",
-        formatter_class=fmt,
-        epilog="example:\n  arithlab data lengths configs/sweeps/sample_efficiency_cpu.yaml --per-cell 100 "
-        "--out length_test.txt\n(then score runs on it with --set data.extra_test_file=length_test.txt)",
-    )
-    lengths.add_argument("source", type=Path, help="a config or a sweep file whose training problems to avoid")
-    lengths.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    lengths.add_argument("--per-cell", type=int, default=100, help="problems per (digits of a, digits of b) cell")
-    lengths.add_argument("--seed", type=int, default=0)
-    lengths.add_argument("--out", type=Path, required=True, help="the problem file to write (never overwritten)")
-    text = data_verbs.add_parser(
-        "text",
-        help="get tiny-shakespeare for text mixing, or describe a text file",
-        formatter_class=fmt,
-        epilog="examples:\n  arithlab data text --download\n  arithlab data text my_corpus.txt",
-    )
-    text.add_argument("file", nargs="?", type=Path, help="a text file to describe")
-    text.add_argument("--download", action="store_true", help="fetch tiny-shakespeare into the cache")
-
-    p = verbs.add_parser(
-        "quickstart",
-        help="train 3-digit addition on this machine and print the accuracy",
-        formatter_class=fmt,
-        epilog="example:\n  arithlab quickstart --out runs/quickstart --force",
-    )
-    p.add_argument("--out", type=Path, default=Path("runs/quickstart"))
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--force", action="store_true", help="replace an existing run (only a run, never other files)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p = verbs.add_parser(
-        "sweep",
-        help="run a grid of runs (resumable; local or on a Ray cluster)",
-        formatter_class=fmt,
-        epilog="examples:\n  arithlab sweep configs/sweeps/sample_efficiency_cpu.yaml --jobs 2\n"
-        "  arithlab sweep configs/sweeps/sample_efficiency_cpu.yaml --dry-run\n"
-        "  arithlab sweep SWEEP.yaml --backend ray --address auto",
-    )
-    p.add_argument("sweep", type=Path, help="sweep YAML (base config, axes, linked settings)")
-    p.add_argument("--jobs", type=int, default=1, help="points trained at once (local backend)")
-    p.add_argument("--backend", choices=("local", "ray"), default="local")
-    p.add_argument("--address", help="Ray cluster address (default: start a local Ray instance)")
-    p.add_argument("--out", type=Path, help="sweep folder (default: runs/NAME)")
-    p.add_argument("--dry-run", action="store_true", help="list the points and exit")
-
-    p = verbs.add_parser(
-        "report",
-        help="a sweep's runs as tables and the study's figures; a run's length heat map",
-        formatter_class=fmt,
-        epilog="examples:\n  arithlab report runs/sample_efficiency_cpu\n  arithlab report runs/length_coupled",
-    )
-    p.add_argument("folder", type=Path, help="a sweep folder, or one run directory (its length heat map)")
-    p.add_argument(
-        "--study", action="store_true", help="draw the study's 3-digit addition numbers beside ours (dashed)"
-    )
-
-    p = verbs.add_parser(
-        "completion",
-        help="matrix completion of the addition table, against the transformer",
-        formatter_class=fmt,
-        epilog="examples:\n  arithlab completion --n 20 50 100 --trials 20 --out runs/completion\n"
-        "  arithlab completion --curves runs/completion/completion.json --sweep runs/completion_2digit "
-        "--out runs/completion",
-    )
-    p.add_argument("--n", type=int, nargs="+", default=[20, 50, 100], help="table sizes")
-    p.add_argument("--trials", type=int, default=20, help="random reveals a point")
-    p.add_argument("--sweep", type=Path, help="a sweep of 2-digit addition runs to draw beside n = 100")
-    p.add_argument("--out", type=Path, default=Path("runs/completion"), help="folder for completion.json and PNGs")
-    p.add_argument("--rule-only", action="store_true", help="skip nuclear-norm minimization")
-    p.add_argument(
-        "--solver",
-        choices=SOLVERS,
-        default=SOLVERS[0],
-        help="nuclear norm: ADMM with singular value thresholding in numpy, or cvxpy's SCS ([completion])",
-    )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--curves", type=Path, help="draw the curves of this completion.json instead of measuring")
-
-    p = verbs.add_parser(
-        "bench",
-        help="run a benchmark of benchmarks/ (source checkout)",
-        formatter_class=fmt,
-        epilog="examples:\n  arithlab bench quickstart\n  arithlab bench decode --quick",
-    )
-    p.add_argument("name", help=", ".join(BENCHMARKS))
-    p.add_argument("--quick", action="store_true", help="a smaller, faster version")
-    return parser
+    ),
+    "--out": dict(type=Path),
+    "--force": dict(action="store_true", help="replace an existing run (only a run, never other files)"),
+    "--quiet": dict(action="store_true", help="no progress bar"),
+}
 
 
-BENCHMARKS = ("quickstart", "time_to_accuracy", "throughput", "decode", "compile", "ddp", "threads", "faults")
+def _shared(parser: argparse.ArgumentParser, flag: str, **adjusted) -> None:
+    """Add the shared option `flag`, with the settings `adjusted` for this verb."""
+    parser.add_argument(flag, **(SHARED[flag] | adjusted))
 
 
 def _print_summary(summary: dict) -> None:
     print(f"accuracy {summary['accuracy']:.2%} ({summary['correct']}/{summary['n']})")
     for key in ("by_digits", "by_carries"):
-        cells = ", ".join(f"{k}: {v['accuracy']:.2%} (n={v['n']})" for k, v in summary[key].items())
-        print(f"  {key}: {cells}")
+        if summary[key]:  # no carries for multiplication, division or functions
+            cells = ", ".join(f"{k}: {v['accuracy']:.2%} (n={v['n']})" for k, v in summary[key].items())
+            print(f"  {key}: {cells}")
     if "text_perplexity" in summary:
         print(f"text perplexity {summary['text_perplexity']:.3f} (held-out text)")
+
+
+# --- train ----------------------------------------------------------------------------
+
+
+def add_train(verbs) -> None:
+    p = _verb(
+        verbs,
+        "train",
+        "train a run from a YAML config",
+        "arithlab train configs/addition_reverse.yaml --set train.max_iters=2000 --out runs/rev",
+        "arithlab train --resume runs/rev",
+        "arithlab train --resume runs/rev --set train.threads=1    # how it runs may change, not what it trains",
+    )
+    p.add_argument("config", nargs="?", type=Path, help="YAML config (not needed with --resume)")
+    _shared(p, "--set")
+    _shared(p, "--out", help="run directory (default: runs/NAME)")
+    p.add_argument("--resume", type=Path, metavar="RUN", help="continue an interrupted run")
+    _shared(p, "--force")
+    _shared(p, "--quiet")
+    p.set_defaults(func=cmd_train)
 
 
 def cmd_train(args) -> None:
@@ -258,6 +130,39 @@ def cmd_train(args) -> None:
         return  # under torchrun, process 0 reports
     _print_summary(rundir.read_json(out / rundir.EVAL))
     print(f"run: {out}")
+
+
+# --- eval, ask ------------------------------------------------------------------------
+
+
+def add_eval(verbs) -> None:
+    p = _verb(
+        verbs,
+        "eval",
+        "score a run on its test set or a problem file",
+        "arithlab eval runs/quickstart",
+        "arithlab eval runs/quickstart --problems my.txt --json",
+        "arithlab eval runs/text_mixing --shots 3 --shot-sets 5 --shot-variant noisy",
+    )
+    p.add_argument("run", type=Path)
+    p.add_argument("--problems", type=Path, help="problem file, one problem a line (e.g. 686+753=1439)")
+    p.add_argument("--json", action="store_true", help="print the eval.json object (with --shots: the few-shot one)")
+    p.add_argument(
+        "--shots", type=int, metavar="K", help="few-shot evaluation with 0..K examples; adds to RUN/fewshot.json"
+    )
+    p.add_argument("--shot-sets", type=int, metavar="N", help="example sets per k (default: the run's eval.shot_sets)")
+    p.add_argument(
+        "--shot-variant",
+        choices=CHOICES["eval.shot_variant"],
+        help="plain: examples in the run's format; scratchpad: in --shot-format (default simplified); "
+        "noisy: wrong answers; text: a line of the held-out text first",
+    )
+    p.add_argument("--shot-format", help="format of the examples and the query (default: see --shot-variant)")
+    p.add_argument("--shot-n", type=int, metavar="N", help="test problems to use (default: the run's eval.shot_n)")
+    p.add_argument(
+        "--strict", action="store_true", help="a problem longer than the model can read and write is an error"
+    )
+    p.set_defaults(func=cmd_eval)
 
 
 def cmd_eval(args) -> None:
@@ -298,6 +203,13 @@ def _fewshot(run, problems, args) -> None:
     print(f"written to {run.path / rundir.FEWSHOT}")
 
 
+def add_ask(verbs) -> None:
+    p = _verb(verbs, "ask", "ask a run one question", 'arithlab ask runs/quickstart "128+367"')
+    p.add_argument("run", type=Path)
+    p.add_argument("question", help='e.g. "128+367"')
+    p.set_defaults(func=cmd_ask)
+
+
 def cmd_ask(args) -> None:
     from arithlab.api import load_run
 
@@ -307,6 +219,28 @@ def cmd_ask(args) -> None:
     print(f"answer: {answer.parsed if answer.parsed is not None else '(unparseable)'} ({verdict})")
 
 
+# --- export ---------------------------------------------------------------------------
+
+
+def add_export(verbs) -> None:
+    p = _verb(
+        verbs,
+        "export",
+        "write a run as a Hugging Face GPT-2 model (needs arithlab[hf])",
+        "arithlab export runs/quickstart --hf exports/quickstart",
+        then="\nthen, in Python:\n"
+        "  from transformers import AutoTokenizer, GPT2LMHeadModel\n"
+        '  tok = AutoTokenizer.from_pretrained("exports/quickstart")\n'
+        '  model = GPT2LMHeadModel.from_pretrained("exports/quickstart")\n'
+        '  ids = tok("\\n$128+367=", return_tensors="pt").input_ids\n'
+        "  print(tok.decode(model.generate(ids, max_new_tokens=8, do_sample=False)[0, ids.size(1):]))",
+    )
+    p.add_argument("run", type=Path)
+    p.add_argument("--hf", type=Path, required=True, metavar="OUT", help="folder for the Hugging Face model")
+    _shared(p, "--force", help="replace an earlier export (only an export)")
+    p.set_defaults(func=cmd_export)
+
+
 def cmd_export(args) -> None:
     from arithlab.api import export_hf
 
@@ -314,19 +248,57 @@ def cmd_export(args) -> None:
     print(f"exported {args.run} as a Hugging Face GPT-2 model: {out}")
 
 
-def cmd_data(args) -> None:
+# --- data -----------------------------------------------------------------------------
+
+
+def add_data(verbs) -> None:
+    p = _verb(
+        verbs,
+        "data",
+        "show or write data",
+        "arithlab data show --format detailed 128+367",
+        "arithlab data make configs/addition_plain.yaml --out data/plain",
+        "arithlab data text --download",
+    )
+    actions = p.add_subparsers(dest="data_verb", required=True, metavar="ACTION")
+    for add in (add_data_show, add_data_make, add_data_lengths, add_data_text):
+        add(actions)
+
+
+def add_data_show(actions) -> None:
+    p = _verb(
+        actions,
+        "show",
+        "print the exact training sample of one problem",
+        "arithlab data show --format detailed 128+367",
+    )
+    p.add_argument("--format", required=True, help="plain, reverse, simplified, detailed, ...")
+    p.add_argument("problem", help="e.g. 128+367")
+    p.set_defaults(func=cmd_data_show)
+
+
+def cmd_data_show(args) -> None:
     from arithlab.api import to_problem
     from arithlab.formats import get_format
 
-    if args.data_verb == "show":
-        sys.stdout.write(get_format(args.format).render(to_problem(args.problem)))
-        return
-    if args.data_verb == "text":
-        _data_text(args)
-        return
-    if args.data_verb == "lengths":
-        _data_lengths(args)
-        return
+    sys.stdout.write(get_format(args.format).render(to_problem(args.problem)))
+
+
+def add_data_make(actions) -> None:
+    p = _verb(
+        actions,
+        "make",
+        "write the problem files a config would use",
+        "arithlab data make configs/addition_plain.yaml --out data/plain",
+    )
+    p.add_argument("config", type=Path)
+    _shared(p, "--set")
+    _shared(p, "--out", required=True)
+    _shared(p, "--force", help="replace problem files data make wrote before")
+    p.set_defaults(func=cmd_data_make)
+
+
+def cmd_data_make(args) -> None:
     from arithlab.config import load_config
     from arithlab.data import build_splits, describe
 
@@ -340,7 +312,23 @@ def cmd_data(args) -> None:
     print(f"wrote {sizes} problems to {args.out}")
 
 
-def _data_lengths(args) -> None:
+def add_data_lengths(actions) -> None:
+    p = _verb(
+        actions,
+        "lengths",
+        "write a test file with every operand-length pair, disjoint from a config's or sweep's training sets",
+        "arithlab data lengths configs/sweeps/sample_efficiency_cpu.yaml --per-cell 100 --out length_test.txt",
+        then="(then score runs on it with --set data.extra_test_file=length_test.txt)",
+    )
+    p.add_argument("source", type=Path, help="a config or a sweep file whose training problems to avoid")
+    _shared(p, "--set")
+    p.add_argument("--per-cell", type=int, default=100, help="problems per (digits of a, digits of b) cell")
+    p.add_argument("--seed", type=int, default=0)
+    _shared(p, "--out", required=True, help="the problem file to write (never overwritten)")
+    p.set_defaults(func=cmd_data_lengths)
+
+
+def cmd_data_lengths(args) -> None:
     from collections import Counter
 
     from arithlab.config import load_config
@@ -364,7 +352,20 @@ def _data_lengths(args) -> None:
     print(f"wrote {len(problems)} problems to {args.out}: " + ", ".join(f"{k} {v}" for k, v in sorted(cells.items())))
 
 
-def _data_text(args) -> None:
+def add_data_text(actions) -> None:
+    p = _verb(
+        actions,
+        "text",
+        "get tiny-shakespeare for text mixing, or describe a text file",
+        "arithlab data text --download",
+        "arithlab data text my_corpus.txt",
+    )
+    p.add_argument("file", nargs="?", type=Path, help="a text file to describe")
+    p.add_argument("--download", action="store_true", help="fetch tiny-shakespeare into the cache")
+    p.set_defaults(func=cmd_data_text)
+
+
+def cmd_data_text(args) -> None:
     from arithlab.config import DataConfig
     from arithlab.data import download_shakespeare, read_text, shakespeare_path
     from arithlab.tokenizer import DEFAULT_CHARS
@@ -380,6 +381,23 @@ def _data_text(args) -> None:
     extra = sorted(set(text.whole) - set(DEFAULT_CHARS))
     print(f"{text.path}: {len(text.whole)} characters ({len(text.train)} to train on, {len(text.heldout)} held out)")
     print(f"characters beyond the fixed vocabulary: {''.join(extra)!r} ({len(extra)})")
+
+
+# --- quickstart -----------------------------------------------------------------------
+
+
+def add_quickstart(verbs) -> None:
+    p = _verb(
+        verbs,
+        "quickstart",
+        "train 3-digit addition on this machine and print the accuracy",
+        "arithlab quickstart --out runs/quickstart --force",
+    )
+    _shared(p, "--out", default=Path("runs/quickstart"))
+    _shared(p, "--set")
+    _shared(p, "--force")
+    _shared(p, "--quiet")
+    p.set_defaults(func=cmd_quickstart)
 
 
 def quickstart_config_path() -> Path:
@@ -412,6 +430,27 @@ def _weakest_cell(summary: dict, least: int = 20) -> str:
     return f" (weakest: {digits}-digit problems, {cells[key]['accuracy']:.2%} of {cells[key]['n']})"
 
 
+# --- sweep, report, completion --------------------------------------------------------
+
+
+def add_sweep(verbs) -> None:
+    p = _verb(
+        verbs,
+        "sweep",
+        "run a grid of runs (resumable; local or on a Ray cluster)",
+        "arithlab sweep configs/sweeps/sample_efficiency_cpu.yaml --jobs 2",
+        "arithlab sweep configs/sweeps/sample_efficiency_cpu.yaml --dry-run",
+        "arithlab sweep SWEEP.yaml --backend ray --address auto",
+    )
+    p.add_argument("sweep", type=Path, help="sweep YAML (base config, axes, linked settings)")
+    p.add_argument("--jobs", type=int, default=1, help="points trained at once (local backend)")
+    p.add_argument("--backend", choices=("local", "ray"), default="local")
+    p.add_argument("--address", help="Ray cluster address (default: start a local Ray instance)")
+    _shared(p, "--out", help="sweep folder (default: runs/NAME)")
+    p.add_argument("--dry-run", action="store_true", help="list the points and exit")
+    p.set_defaults(func=cmd_sweep)
+
+
 def cmd_sweep(args) -> None:
     from arithlab.experiments import describe_points, run_sweep
 
@@ -423,10 +462,50 @@ def cmd_sweep(args) -> None:
     run_sweep(args.sweep, args.jobs, args.out, args.backend, args.address)
 
 
+def add_report(verbs) -> None:
+    p = _verb(
+        verbs,
+        "report",
+        "a sweep's runs as tables and the study's figures; a run's length heat map",
+        "arithlab report runs/sample_efficiency_cpu",
+        "arithlab report runs/length_coupled",
+    )
+    p.add_argument("folder", type=Path, help="a sweep folder, or one run directory (its length heat map)")
+    p.add_argument(
+        "--study", action="store_true", help="draw the study's 3-digit addition numbers beside ours (dashed)"
+    )
+    p.set_defaults(func=cmd_report)
+
+
 def cmd_report(args) -> None:
     from arithlab.plots import report
 
     print(f"report: {report(args.folder, args.study)}")
+
+
+def add_completion(verbs) -> None:
+    p = _verb(
+        verbs,
+        "completion",
+        "matrix completion of the addition table, against the transformer",
+        "arithlab completion --n 20 50 100 --trials 20 --out runs/completion",
+        "arithlab completion --curves runs/completion/completion.json --sweep runs/completion_2digit "
+        "--out runs/completion",
+    )
+    p.add_argument("--n", type=int, nargs="+", default=[20, 50, 100], help="table sizes")
+    p.add_argument("--trials", type=int, default=20, help="random reveals a point")
+    p.add_argument("--sweep", type=Path, help="a sweep of 2-digit addition runs to draw beside n = 100")
+    _shared(p, "--out", default=Path("runs/completion"), help="folder for completion.json and PNGs")
+    p.add_argument("--rule-only", action="store_true", help="skip nuclear-norm minimization")
+    p.add_argument(
+        "--solver",
+        choices=SOLVERS,
+        default=SOLVERS[0],
+        help="nuclear norm: ADMM with singular value thresholding in numpy, or cvxpy's SCS ([completion])",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--curves", type=Path, help="draw the curves of this completion.json instead of measuring")
+    p.set_defaults(func=cmd_completion)
 
 
 def cmd_completion(args) -> None:
@@ -456,6 +535,24 @@ def cmd_completion(args) -> None:
         print(f"{title}: {args.out / name}")
 
 
+# --- bench ----------------------------------------------------------------------------
+
+BENCHMARKS = ("quickstart", "time_to_accuracy", "throughput", "decode", "compile", "ddp", "threads", "faults")
+
+
+def add_bench(verbs) -> None:
+    p = _verb(
+        verbs,
+        "bench",
+        "run a benchmark of benchmarks/ (source checkout)",
+        "arithlab bench quickstart",
+        "arithlab bench decode --quick",
+    )
+    p.add_argument("name", help=", ".join(BENCHMARKS))
+    p.add_argument("--quick", action="store_true", help="a smaller, faster version")
+    p.set_defaults(func=cmd_bench)
+
+
 def cmd_bench(args) -> None:
     folder = Path(__file__).resolve().parents[2] / "benchmarks"
     script = folder / f"{args.name}.py"
@@ -470,28 +567,31 @@ def cmd_bench(args) -> None:
         raise ArithlabError(f"benchmark {args.name} failed (exit code {done.returncode})")
 
 
-COMMANDS = {
-    "train": cmd_train,
-    "eval": cmd_eval,
-    "ask": cmd_ask,
-    "export": cmd_export,
-    "data": cmd_data,
-    "quickstart": cmd_quickstart,
-    "sweep": cmd_sweep,
-    "report": cmd_report,
-    "completion": cmd_completion,
-    "bench": cmd_bench,
-}
+# --- main -----------------------------------------------------------------------------
+
+# The verbs, in the order `arithlab --help` lists them.
+VERBS = (
+    add_train,
+    add_eval,
+    add_ask,
+    add_export,
+    add_data,
+    add_quickstart,
+    add_sweep,
+    add_report,
+    add_completion,
+    add_bench,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.verb is None:
+    if args.func is None:
         parser.print_help()
         return 0
     try:
-        COMMANDS[args.verb](args)
+        args.func(args)
     except ArithlabError as err:
         print(f"arithlab: error: {err}", file=sys.stderr)
         return 2

@@ -1,7 +1,11 @@
 """Run configuration: dataclasses, read from YAML, overridden with dotted `key=value`s.
 
+The dataclasses hold every key and its default; a key with a fixed set of values is a
+`Literal` (those a registry defines, such as position schemes, come from the registry).
 Every key is checked: an unknown key or a value of the wrong type is an ArithlabError
-that names the key, the value and what is allowed.
+that names the key, the value and what is allowed, and `check` holds every rule that
+needs nothing but the config (values, ranges, keys that tie). Rules that need the data
+(block_size against the longest sample) are build.resolve's.
 """
 
 from __future__ import annotations
@@ -12,13 +16,33 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import yaml
 
 from arithlab.errors import ArithlabError
 from arithlab.folders import write_atomic
-from arithlab.formats import get_format
+from arithlab.formats import FORMATS, get_format
+from arithlab.positions import PLACE_TABLES, POSITIONS
+from arithlab.sampling import SAMPLINGS
 from arithlab.tasks import operation
+
+# Named model sizes; every dimension can still be set on its own in a run's config.
+PRESETS: dict[str, dict] = {
+    # The quickstart's model (0.24M parameters): learns 3-digit addition in minutes on 2
+    # cores; 96 wide learned as fast per step as 128 wide, at 0.6x the cost of a step.
+    "small": dict(n_layer=2, n_head=4, n_embd=96, dropout=0.0),
+    "tiny": dict(n_layer=1, n_head=2, n_embd=32, dropout=0.0),
+    # The study's NanoGPT: 10.6M parameters.
+    "nanogpt": dict(n_layer=6, n_head=6, n_embd=384, dropout=0.2),
+    "gpt2": dict(n_layer=12, n_head=12, n_embd=768, dropout=0.0),
+}
+
+# Choices a registry defines: an entry there is a choice here.
+Sampling = Literal[SAMPLINGS]
+Preset = Literal[tuple(PRESETS)]
+PositionScheme = Literal[tuple(POSITIONS)]
+PlaceTable = Literal[tuple(PLACE_TABLES)]
 
 
 @dataclass
@@ -32,15 +56,15 @@ class DataConfig:
     format: str = "reverse"
     digits: int = 3  # operands of 1..digits digits
     n_train: int = 10000
-    sampling: str = "balanced"  # balanced | uniform
+    sampling: Sampling = "balanced"
     n_val: int = 500  # validation problems, evaluated during training
     n_test: int = 10000
     test_digits: int | None = None  # default: digits
-    test_sampling: str = "uniform"
+    test_sampling: Sampling = "uniform"
     # Validation: as the test (None), or balanced | uniform | lengths: the same number of
     # problems for every (digits of a, digits of b) pair, so that stopping at
     # train.target_accuracy waits for the rare pairs (a uniform set has ~1% 1+3-digit).
-    val_sampling: str | None = None
+    val_sampling: Literal[(*SAMPLINGS, "lengths")] | None = None
     exclude: list[int] = field(default_factory=list)  # numbers never used as an operand in training
     # Length generalization: operand lengths (digits) to train on, each operand's drawn
     # uniformly from this list, digits uniform (e.g. [1, 2, 3, 4, 6, 7]: 1-7 without 5);
@@ -72,7 +96,7 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    preset: str = "small"  # small | tiny | nanogpt | gpt2
+    preset: Preset = "small"
     n_layer: int | None = None  # None: the preset's
     n_head: int | None = None
     n_embd: int | None = None
@@ -81,12 +105,13 @@ class ModelConfig:
     block_size: int | None = None  # None: fits the longest sample (answer), or 256 (stream)
     # learned (the study's) | none | abacus | coupled: the last two embed each digit's place
     # in its number and need numbers written least significant digit first (reverse_all).
-    positions: str = "learned"
+    positions: PositionScheme = "learned"
     # abacus / coupled: a learned embedding per place, or fixed sinusoids of the place (the
     # same function at every place, so places never trained together still relate by distance),
     # or `relative`: no embedding, a learned attention bias per difference of places; `local`:
-    # the same, and digits farther apart than 4 places do not attend to each other.
-    place_table: str = "learned"
+    # the same, and digits farther apart than 4 places do not attend to each other
+    # (positions.py).
+    place_table: PlaceTable = "learned"
     # Where the weights start: None (random), `run:PATH` (one of our runs: its model and
     # vocabulary, then trained on this config's data) or `hf:PATH_OR_NAME` (a pretrained
     # GPT-2 in Hugging Face form, with its own BPE tokenizer; needs arithlab[hf]).
@@ -101,8 +126,8 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    objective: str = "answer"  # answer | packed | stream (batches.py)
-    loss_on: str = "answer"  # answer | sample: what the answer and packed losses cover
+    objective: Literal["answer", "packed", "stream"] = "answer"  # batches.py
+    loss_on: Literal["answer", "sample"] = "answer"  # what the answer and packed losses cover
     # Draw training rows so that every operand-length pair comes up equally often.
     balance_lengths: bool = False
     batch_size: int = 256
@@ -121,19 +146,19 @@ class TrainConfig:
     # Shift each training row's position ids by a random 0..position_offset (0: off);
     # evaluation uses no shift. Keeps the GPT-2 architecture, helps operands of unequal length.
     position_offset: int = 0
-    device: str = "auto"  # auto | cpu | cuda | mps
-    threads: int | None = None  # CPU threads; None: the idle cores, up to trainer.THREADS_CAP
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    threads: int | None = None  # CPU threads; None: the idle cores, up to devices.THREADS_CAP
     compile: bool = False
 
 
 @dataclass
 class EvalConfig:
     batch_size: int = 1000
-    decoding: str = "greedy"  # greedy | sample (the study's temperature and top-k)
+    decoding: Literal["greedy", "sample"] = "greedy"  # sample: the study's temperature and top-k
     temperature: float = 0.8
     top_k: int = 200
     # The reference code's prompts lack the newline every training sample follows; True
-    # reproduces that pitfall (FORMATS.md), only for comparison.
+    # reproduces that pitfall (docs/formats.md), only for comparison.
     reference_prompt: bool = False
     # Few-shot evaluation (fewshot.json; at the end of training where shots > 0, and by
     # `arithlab eval RUN --shots K`): 0..shots solved training examples before each query,
@@ -142,7 +167,7 @@ class EvalConfig:
     # simplified), noisy (examples with wrong answers), text (a line of the held-out text first).
     shots: int = 0
     shot_sets: int = 5
-    shot_variant: str = "plain"
+    shot_variant: Literal["plain", "scratchpad", "noisy", "text"] = "plain"
     shot_format: str | None = None
     shot_n: int = 1000
 
@@ -162,26 +187,18 @@ class Config:
         write_atomic(Path(path), yaml.safe_dump(self.to_dict(), sort_keys=False))
 
 
-CHOICES = {
-    "data.sampling": ("balanced", "uniform"),
-    "data.test_sampling": ("balanced", "uniform"),
-    "train.objective": ("answer", "packed", "stream"),
-    "train.loss_on": ("answer", "sample"),
-    "model.positions": ("learned", "none", "abacus", "coupled"),
-    "model.place_table": ("learned", "sinusoidal", "relative", "local"),
-    "train.device": ("auto", "cpu", "cuda", "mps"),
-    "eval.decoding": ("greedy", "sample"),
-    "eval.shot_variant": ("plain", "scratchpad", "noisy", "text"),
-}
-
-
 def _type_name(tp) -> str:
+    if typing.get_origin(tp) is Literal:  # a choice among values of one type
+        tp = type(typing.get_args(tp)[0])
     return getattr(tp, "__name__", str(tp)).replace("NoneType", "null")
 
 
 def _coerce(key: str, value, tp):
-    """`value` as type `tp`, or an ArithlabError naming the key."""
+    """`value` as type `tp`, or an ArithlabError naming the key. A Literal's type is its
+    values' (str); which values it allows is a rule of `check`."""
     origin = typing.get_origin(tp)
+    if origin is Literal:
+        return _coerce(key, value, type(typing.get_args(tp)[0]))
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(tp)
         if value is None and type(None) in options:
@@ -255,14 +272,23 @@ def parse_overrides(pairs: list[str]) -> dict:
             value = yaml.safe_load(raw) if raw else ""
         except yaml.YAMLError:
             value = raw
-        node = nested
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ArithlabError(f"--set {pair!r}: {part} is not a section")
-        node[parts[-1]] = value
+        try:
+            put(nested, key.strip(), value)
+        except ValueError as err:
+            raise ArithlabError(f"--set {pair!r}: {err} is not a section") from None
     return nested
+
+
+def put(nested: dict, key: str, value) -> None:
+    """Set dotted `key` ("train.lr") of the nested dict to `value`, making its sections; a
+    ValueError naming the part of the key that holds a value where a section should be."""
+    node = nested
+    *sections, name = key.split(".")
+    for part in sections:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ValueError(part)
+    node[name] = value
 
 
 def merge(base: dict, overrides: dict) -> dict:
@@ -360,6 +386,25 @@ RANGES = {
 INIT_SCHEMES = ("hf", "run")
 
 
+def _literal_values(tp) -> tuple:
+    """The values of a Literal type, or of an optional one (`Literal[...] | None`); () else."""
+    for option in (tp, *typing.get_args(tp)):
+        if typing.get_origin(option) is Literal:
+            return typing.get_args(option)
+    return ()
+
+
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "eval": EvalConfig}
+# The allowed values of every Literal key (None too, where the key is optional):
+# {"train.objective": ("answer", "packed", "stream"), ...}.
+CHOICES = {
+    f"{section}.{name}": _literal_values(tp)
+    for section, cls in SECTIONS.items()
+    for name, tp in typing.get_type_hints(cls).items()
+    if _literal_values(tp)
+}
+
+
 def get(cfg: Config, key: str):
     """The value of dotted key `key` ("train.lr") of `cfg`."""
     section, name = key.split(".")
@@ -378,8 +423,9 @@ def check(cfg: Config) -> None:
 def check_values(cfg: Config) -> None:
     """The rules of `check` that concern one key at a time."""
     for key, allowed in CHOICES.items():
-        if get(cfg, key) not in allowed:
-            raise ArithlabError(f"config key {key}: {get(cfg, key)!r} is not one of {', '.join(allowed)}")
+        value = get(cfg, key)
+        if value is not None and value not in allowed:  # None: only where the key takes it (_coerce)
+            raise ArithlabError(f"config key {key}: {value!r} is not one of {', '.join(allowed)}")
     _check_names(cfg)
     for key, (valid, what) in RANGES.items():
         value = get(cfg, key)
@@ -410,10 +456,6 @@ def _check_data(cfg: Config) -> None:
         raise ArithlabError(
             f"config key data.shares: {d.shares} must give one non-negative share per operation ({count})"
         )
-    if d.val_sampling not in (None, "balanced", "uniform", "lengths"):
-        raise ArithlabError(
-            f"config key data.val_sampling: {d.val_sampling!r} is not one of balanced, uniform, lengths"
-        )
     if d.val_sampling == "lengths" and any(operation(name).interval for name in d.operations or [d.operation]):
         raise ArithlabError("config key data.val_sampling: lengths is for operations on integers, not functions")
     if d.lengths and (d.train_file or d.test_file):
@@ -423,25 +465,40 @@ def _check_data(cfg: Config) -> None:
             raise ArithlabError(
                 f"config key data.{key}: mixing is for the stream objective; set train.objective: stream"
             )
+    if cfg.eval.shots > 0 and cfg.eval.shot_variant == "text" and not d.text_file:
+        raise ArithlabError("few-shot variant text needs a text-mixed run (data.text_file); this run has no text")
+
+
+def _either(names) -> str:
+    return " or ".join(names)
 
 
 def _check_model(cfg: Config) -> None:
     m = cfg.model
-    if m.positions in ("abacus", "coupled") and not get_format(cfg.data.format).digits_from_least:
+    if POSITIONS[m.positions].digit_places and not get_format(cfg.data.format).digits_from_least:
+        formats = _either(name for name, fmt in FORMATS.items() if fmt.digits_from_least)
         raise ArithlabError(
             f"config key model.positions: {m.positions} places digits from the least significant one and "
-            f"needs data.format reverse_all or reverse_pad, not {cfg.data.format}"
+            f"needs data.format {formats}, not {cfg.data.format}"
         )
-    if m.place_table != "learned" and m.positions not in ("abacus", "coupled"):
+    if PLACE_TABLES[m.place_table].places_only and not POSITIONS[m.positions].digit_places:
+        schemes = _either(name for name, scheme in POSITIONS.items() if scheme.digit_places)
         raise ArithlabError(
-            f"config key model.place_table: {m.place_table} is for abacus or coupled places, "
-            f"not {m.positions} positions"
+            f"config key model.place_table: {m.place_table} is for {schemes} places, not {m.positions} positions"
         )
+    dims = with_preset(m)
+    if not init_of(cfg)[0] and dims.n_embd % dims.n_head:  # a pretrained start brings its own dimensions
+        raise ArithlabError(f"model: n_embd {dims.n_embd} is not a multiple of n_head {dims.n_head}")
     if init_of(cfg)[0] != "hf":
         if m.lora_rank:
             raise ArithlabError(f"config key model.lora_rank: {m.lora_rank} needs model.init: hf:PATH_OR_NAME")
         if m.digit_spaces:
             raise ArithlabError("config key model.digit_spaces: true needs model.init: hf:PATH_OR_NAME")
+
+
+def with_preset(m: ModelConfig) -> ModelConfig:
+    """The model section with every dimension it leaves unset (None) taken from its preset."""
+    return dataclasses.replace(m, **{key: value for key, value in PRESETS[m.preset].items() if getattr(m, key) is None})
 
 
 def init_of(cfg: Config) -> tuple[str, str]:

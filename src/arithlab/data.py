@@ -381,10 +381,9 @@ def shot_sets(
 ) -> list[ShotSet]:
     """`sets` sets of `shots` distinct training problems, drawn with `seed` (the same
     problems for every variant); noisy sets pair each with another problem whose answer
-    differs, text sets with a non-empty line of the held-out text."""
+    differs, text sets with a non-empty line of the held-out text. (That shots >= 0 and
+    sets >= 1 is a rule of config.check.)"""
     pool = sorted(set(train))
-    if shots < 0 or sets < 1:
-        raise ArithlabError(f"few-shot: shots {shots} must be >= 0 and sets {sets} >= 1")
     if len(pool) < shots:
         raise ArithlabError(f"few-shot: {shots} shots need {shots} training problems, the run has {len(pool)}")
     rng = random.Random(seed + _SHOT_STREAM)

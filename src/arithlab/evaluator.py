@@ -2,27 +2,79 @@
 
 Prompts are grouped by length, so a batch never needs padding and every row's positions
 are exactly those of training. Scores: exact match overall, by the longer operand's digit
-count, by number of carries and by the operands' lengths. Exact match is against the format's own target (what its
-sample states: the detailed sine's answer is its scratchpad's last value); for sin and sqrt
-the summary adds the study's tolerance accuracies, |answer - true value| <= eps.
+count, by number of carries and by the operands' lengths. Exact match is against the
+format's own target (what its sample states: the detailed sine's answer is its
+scratchpad's last value); for sin and sqrt the summary adds the study's tolerance
+accuracies, |answer - true value| <= eps. Decoding is greedy, or sampled as the study's
+evaluation (`decoding_options`); few-shot evaluation puts solved examples before each
+prompt (`fewshot_eval`).
+
+What evaluation needs of a model and a tokenizer is named by `LanguageModel` and
+`Tokenizer`: our GPT and CharTokenizer are one, and so are hf.HFModel and hf.HFTokenizer.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from fractions import Fraction
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 
-from arithlab.data import ShotSet, shot_prefix
+from arithlab.config import Config
+from arithlab.data import ShotSet, Splits, example_text, shot_prefix, shot_sets
 from arithlab.errors import ArithlabError
-from arithlab.formats import Format
-from arithlab.model import GPT
+from arithlab.formats import Format, get_format
 from arithlab.tasks import Problem, number_text
-from arithlab.tokenizer import CharTokenizer
+
+
+@runtime_checkable
+class LanguageModel(Protocol):
+    """What evaluation asks of a model: logits, decoding, and the length it can read."""
+
+    config: Any  # with block_size: the context perplexity reads in
+    training: bool
+
+    @property
+    def max_length(self) -> int | None:
+        """The longest sequence the model can read (None: no limit)."""
+
+    def __call__(self, idx: torch.Tensor) -> torch.Tensor: ...
+
+    def generate(self, idx: torch.Tensor, max_new_tokens: int, finished=None, **options) -> torch.Tensor:
+        """As model.GPT.generate (`options`: use_cache, temperature, top_k, generator)."""
+
+    def parameters(self) -> Iterator[torch.nn.Parameter]: ...
+
+    def train(self, mode: bool = True) -> Any: ...
+
+    def eval(self) -> Any: ...
+
+
+@runtime_checkable
+class Tokenizer(Protocol):
+    """What evaluation (and training) asks of a tokenizer."""
+
+    def encode(self, text: str) -> list[int]: ...
+
+    def decode(self, ids) -> str: ...
+
+    def ids_containing(self, chars: str) -> list[int]: ...
+
+
+def decoding_options(cfg: Config) -> dict:
+    """The keyword arguments of `generate_answers` that the run's eval section sets."""
+    ec = cfg.eval
+    sampled = ec.decoding == "sample"
+    return dict(
+        batch_size=ec.batch_size,
+        temperature=ec.temperature if sampled else 0.0,
+        top_k=ec.top_k if sampled else None,
+        reference_prompt=ec.reference_prompt,
+    )
 
 
 def prompt_text(fmt: Format, problem: Problem, reference_prompt: bool = False, prefix: str = "") -> str:
@@ -32,7 +84,7 @@ def prompt_text(fmt: Format, problem: Problem, reference_prompt: bool = False, p
     return ("" if reference_prompt else "\n") + prefix + fmt.prompt(problem)
 
 
-def _stopper(fmt: Format, tokenizer: CharTokenizer, device):
+def _stopper(fmt: Format, tokenizer: Tokenizer, device):
     stop_ids = torch.tensor(tokenizer.ids_containing(fmt.stop_chars), dtype=torch.long, device=device)
     done: dict[int, bool] = {}
 
@@ -56,8 +108,8 @@ def _cut(fmt: Format, text: str) -> str:
 
 @torch.no_grad()
 def generate_answers(
-    model: GPT,
-    tokenizer: CharTokenizer,
+    model: LanguageModel,
+    tokenizer: Tokenizer,
     fmt: Format,
     problems: list[Problem],
     batch_size: int = 1000,
@@ -83,8 +135,9 @@ def generate_answers(
             chunk = indices[start : start + batch_size]
             idx = torch.tensor([encoded[i] for i in chunk], device=device)
             budget = max(fmt.max_new_tokens(problems[i]) for i in chunk)
+            stop = _stopper(fmt, tokenizer, device)
             new = model.generate(
-                idx, budget, _stopper(fmt, tokenizer, device), use_cache, temperature, top_k, generator
+                idx, budget, stop, use_cache=use_cache, temperature=temperature, top_k=top_k, generator=generator
             )
             for i, row in zip(chunk, new.tolist()):
                 outputs[i] = _cut(fmt, tokenizer.decode(row))
@@ -93,7 +146,7 @@ def generate_answers(
 
 
 def too_long(
-    model: GPT, tokenizer: CharTokenizer, fmt: Format, problems: list[Problem], reference_prompt: bool = False
+    model: LanguageModel, tokenizer: Tokenizer, fmt: Format, problems: list[Problem], reference_prompt: bool = False
 ) -> list[int]:
     """Indices of the problems whose prompt and answer are longer than the model can read
     and write (none for a model without length-bound weights)."""
@@ -193,13 +246,18 @@ def score(
 
 
 def evaluate(
-    model: GPT, tokenizer: CharTokenizer, fmt: Format, problems: list[Problem], excluded: Iterable[int] = (), **decoding
+    model: LanguageModel,
+    tokenizer: Tokenizer,
+    fmt: Format,
+    problems: list[Problem],
+    excluded: Iterable[int] = (),
+    **decoding,
 ) -> tuple[dict, list[dict]]:
     return score(fmt, problems, generate_answers(model, tokenizer, fmt, problems, **decoding), excluded)
 
 
 @torch.no_grad()
-def perplexity(model: GPT, tokenizer: CharTokenizer, text: str, batch_size: int = 64) -> float:
+def perplexity(model: LanguageModel, tokenizer: Tokenizer, text: str, batch_size: int = 64) -> float:
     """exp of the mean next-character cross-entropy over `text`, read in consecutive
     windows of the model's block_size (each character after the first is predicted once,
     from the characters before it in its window)."""
@@ -243,8 +301,8 @@ def check_fewshot_fits(
 
 
 def fewshot(
-    model: GPT,
-    tokenizer: CharTokenizer,
+    model: LanguageModel,
+    tokenizer: Tokenizer,
     fmt: Format,
     sets: list[ShotSet],
     problems: list[Problem],
@@ -273,3 +331,42 @@ def fewshot(
             "prompt": prompt_text(fmt, problems[0], reference, shot_prefix(fmt, sets[0], k)),
         }
     return by_shots
+
+
+def fewshot_eval(
+    cfg: Config, model: LanguageModel, tokenizer: Tokenizer, splits: Splits, heldout: str | None, problems=None
+) -> dict:
+    """The few-shot evaluation cfg.eval describes, on `problems` (default: the first
+    eval.shot_n test problems): fewshot.json's entry for its variant."""
+    fmt, sets, problems = fewshot_plan(cfg, splits, heldout, problems)
+    by_shots = fewshot(model, tokenizer, fmt, sets, problems, **decoding_options(cfg))
+    return {
+        "variant": cfg.eval.shot_variant,
+        "format": fmt.name,
+        "sets": cfg.eval.shot_sets,
+        "n": len(problems),
+        "by_shots": by_shots,
+        "example_sets": [
+            {
+                "examples": [example_text(fmt, p, w) for p, w in zip(s.examples, s.wrong or [None] * cfg.eval.shots)],
+                "text": s.text,
+            }
+            for s in sets
+        ],
+    }
+
+
+def fewshot_plan(cfg: Config, splits: Splits, heldout: str | None, problems=None):
+    """The format, example sets and problems of the few-shot evaluation cfg.eval describes."""
+    ec = cfg.eval
+    if ec.shot_variant == "scratchpad":
+        fmt = get_format(ec.shot_format or "simplified")
+    else:
+        fmt = get_format(ec.shot_format or cfg.data.format)
+    problems = splits.test[: ec.shot_n] if problems is None else problems
+    if not problems:
+        raise ArithlabError(f"config key eval.shot_n: {ec.shot_n} leaves no problems to evaluate")
+    for problem in problems:
+        fmt.check(problem)
+    sets = shot_sets(splits.train, ec.shots, ec.shot_sets, fmt, ec.shot_variant, heldout, cfg.data.seed)
+    return fmt, sets, problems

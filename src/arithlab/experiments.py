@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from arithlab import rundir
-from arithlab.config import Config, config_from_dict, merge, read_yaml
+from arithlab.config import Config, config_from_dict, merge, put, read_yaml
+from arithlab.devices import default_threads
 from arithlab.errors import ArithlabError
 
 SWEEP_FILE = "sweep.json"
@@ -43,15 +44,14 @@ class Point:
     config: Config
 
 
-def _dotted(settings: dict) -> dict:
+def _nested(path: Path, settings: dict) -> dict:
     """{"train.seed": 1} as the nested {"train": {"seed": 1}}."""
     nested: dict = {}
     for key, value in settings.items():
-        node = nested
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
+        try:
+            put(nested, key, value)
+        except ValueError as err:
+            raise ArithlabError(f"{path}: {key}: {err} is not a section") from None
     return nested
 
 
@@ -75,7 +75,7 @@ def load_sweep(path: Path) -> tuple[str, list[Point]]:
     if unknown:
         raise ArithlabError(f"{path}: unknown sweep keys {sorted(unknown)} (allowed: {', '.join(sorted(SWEEP_KEYS))})")
     base = read_yaml((path.parent / spec["base"]).resolve()) if spec.get("base") else {}
-    base = merge(base, _dotted(spec.get("set") or {}))
+    base = merge(base, _nested(path, spec.get("set") or {}))
     axes = spec.get("axes") or {}
     for key, values in axes.items():
         if not isinstance(values, list) or not values:
@@ -88,8 +88,9 @@ def load_sweep(path: Path) -> tuple[str, list[Point]]:
         for combo in itertools.product(*axes.values()):
             values = dict(zip(axes, combo))
             settings = {**group, **values}
+            nested = _nested(path, settings)
             try:
-                config = config_from_dict(merge(base, _dotted(settings)))
+                config = config_from_dict(merge(base, nested))
             except ArithlabError as err:
                 raise ArithlabError(f"{path}: point {settings}: {err}") from None
             points.append(Point(_point_name(group, values), settings, config))
@@ -136,8 +137,6 @@ def run_sweep(
 ) -> Path:
     """Run every point of the sweep at `path`; returns the sweep's folder, or raises an
     ArithlabError once the others are done if any point failed."""
-    from arithlab.trainer import default_threads
-
     name, points = load_sweep(path)
     folder = Path(out or Path("runs") / name)
     (folder / "configs").mkdir(parents=True, exist_ok=True)

@@ -1,9 +1,10 @@
 """Data formats: how a problem is written as a training sample, prompted and read back.
 
-Byte for byte as ../shared/FORMATS.md specifies. A format is a small object with three
-methods (`render`, `prompt`, `parse`) plus the stopping rule decoding needs; formats are
-registered by name in `FORMATS`. Scratchpad formats look up a step writer per operation,
-so adding an operation to a format is one entry in its table.
+Byte for byte as the study writes them (docs/formats.md). A format is a small object with
+three methods (`render`, `prompt`, `parse`) plus the stopping rule decoding needs; formats
+are registered by name in `FORMATS`. Which operations a format writes is said by the
+operations themselves (tasks.OPERATIONS); scratchpad formats also look up a step writer
+per operation, one entry in their table.
 
 Sine and square root (plain and detailed) are computed exactly, in integers of 1e-4 units,
 where the study computes in floats and cuts with floor(v * 10**4) / 10**4. The two agree
@@ -35,11 +36,12 @@ import re
 import zlib
 from collections.abc import Callable
 from decimal import Decimal
+from functools import cached_property
 from itertools import zip_longest
 from typing import ClassVar
 
 from arithlab.errors import ArithlabError
-from arithlab.tasks import SCALE, Problem, digits_of, units_text
+from arithlab.tasks import OPERATIONS, SCALE, Problem, digits_of, units_text
 
 # Characters a wrong answer may run on past the true answer's length before decoding stops.
 DECODE_SLACK = 8
@@ -49,11 +51,14 @@ class Format:
     """Base: a sample is `prompt(problem)` followed by the answer text the model must write."""
 
     name = ""
-    operations: tuple[str, ...] = ("+", "-", "*")
+    # Where a format is a variant of another, the name operations list it under.
+    family: str | None = None
     # Decoding asks `is_complete` only after one of these characters: cheap stopping.
     stop_chars = "\n"
     # Operands written least significant digit first: what abacus and coupled places need.
     digits_from_least = False
+    # A sample is one line: the newline after the answer ends it.
+    one_line = False
 
     def prompt(self, problem: Problem) -> str:
         raise NotImplementedError
@@ -78,6 +83,12 @@ class Format:
     def max_new_tokens(self, problem: Problem) -> int:
         """The decoding budget: the true answer's length plus a little slack."""
         return len(self.render(problem)) - len(self.prompt(problem)) + DECODE_SLACK
+
+    @cached_property
+    def operations(self) -> tuple[str, ...]:
+        """The symbols of the operations whose registry entry lists this format (or its family)."""
+        listed_as = self.family or self.name
+        return tuple(op.symbol for op in OPERATIONS.values() if listed_as in op.formats)
 
     def supports(self, problem: Problem) -> bool:
         return problem.op in self.operations
@@ -127,7 +138,7 @@ class Plain(Format):
     """`128+367=495\\n`: the answer as written by hand."""
 
     name = "plain"
-    operations = ("+", "-", "*", "sin", "sqrt")
+    one_line = True
 
     def prompt(self, problem: Problem) -> str:
         return f"{problem.question}="
@@ -149,6 +160,7 @@ class Reverse(Format):
 
     name = "reverse"
     stop_chars = "$"
+    one_line = True
 
     def prompt(self, problem: Problem) -> str:
         return f"${problem.question}="
@@ -172,7 +184,6 @@ class ReverseAll(Reverse):
     length (for length generalization: `abacus` and `coupled` positions)."""
 
     name = "reverse_all"
-    operations = ("+", "-", "*")
     digits_from_least = True
 
     def prompt(self, problem: Problem) -> str:
@@ -187,7 +198,6 @@ class ReversePadded(ReverseAll):
     a matter of how long training answers were (the position-coupling paper's format)."""
 
     name = "reverse_pad"
-    operations = ("+",)
 
     @staticmethod
     def _width(problem: Problem) -> int:
@@ -286,11 +296,11 @@ class Simplified(Format):
     """
 
     stop_chars = "\n"
+    family = "simplified"
     writers: ClassVar[dict[str, Callable]] = {"+": _simplified_addition, "-": _simplified_subtraction}
 
     def __init__(self, name: str = "simplified", random_a: bool = False, random_c: bool = False):
         self.name, self.random_a, self.random_c = name, random_a, random_c
-        self.operations = tuple(self.writers)
 
     def prompt(self, problem: Problem) -> str:
         return f"Input:\n{problem.question}\nTarget:\n"
@@ -423,7 +433,6 @@ class Detailed(Format):
         "sin": _detailed_sine,
         "sqrt": _detailed_square_root,
     }
-    operations = tuple(writers)
 
     def prompt(self, problem: Problem) -> str:
         return f"Input:\n{problem.question}\nTarget:\n"

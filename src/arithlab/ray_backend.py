@@ -10,7 +10,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from arithlab import folders
+from arithlab import folders, rundir
 from arithlab.errors import ArithlabError
 
 
@@ -50,7 +50,7 @@ def _train_remote(config: dict, name: str, resume_files: dict[str, bytes] | None
             train(config_from_dict(config), run, resume=bool(resume_files), force=True, progress=False)
         except Exception as err:  # reported back as this point's failure; the sweep goes on
             run.mkdir(parents=True, exist_ok=True)
-            (run / "error.txt").write_text(traceback.format_exc())
+            (run / rundir.ERROR).write_text(traceback.format_exc())
             return name, f"failed: {type(err).__name__}: {err}", _files(run)
         return name, "done", _files(run)
 

@@ -1,4 +1,5 @@
-"""The run directory: the contract between train, eval, sweep and report (DESIGN.md).
+"""The run directory: the contract between train, eval, sweep and report (README.md:
+The run directory).
 
 Weights go to safetensors, never pickles; the rest is JSON, YAML and text.
 """
@@ -18,14 +19,13 @@ from importlib import metadata
 from pathlib import Path
 
 import torch
+import torch.nn as nn
 from safetensors.torch import load_file, load_model, save_file, save_model
 
 from arithlab import folders
 from arithlab.config import Config, config_from_dict, read_yaml
 from arithlab.data import Splits, read_problems, write_problems
 from arithlab.errors import ArithlabError
-from arithlab.model import GPT, GPTConfig
-from arithlab.tokenizer import CharTokenizer
 
 CONFIG, VOCAB, WEIGHTS, METRICS = "config.yaml", "vocab.json", "model.safetensors", "metrics.jsonl"
 EVAL, PREDICTIONS, DATA, ENV, ERROR = "eval.json", "predictions.jsonl", "data.json", "env.json", "error.txt"
@@ -41,36 +41,36 @@ RUN_EXISTS = "--resume continues it, --force replaces it"
 
 
 @contextmanager
-def writing(out: Path, resume: bool, force: bool):
-    """Hold run directory `out` for writing for the block: its lock, and for a new run the
+def writing(run: Path, resume: bool, force: bool):
+    """Hold run directory `run` for writing for the block: its lock, and for a new run the
     folder made (with `force`, a run of ours emptied first), for a resumed one its last
     checkpoint made whole. A run is never overwritten silently, nor a folder that is not a
     run touched. A crash in the block leaves its traceback in error.txt."""
     if resume:
-        check_resumable(out)
+        check_resumable(run)
     else:
-        folders.check_target(out, "run", force, RUN_EXISTS)
-    folders.mark(out, "run")
-    with folders.lock(out):
+        folders.check_target(run, "run", force, RUN_EXISTS)
+    folders.mark(run, "run")
+    with folders.lock(run):
         if resume:
-            folders.recover_folder(out / CHECKPOINT)
+            folders.recover_folder(run / CHECKPOINT)
         else:  # again, now under the lock: another writer may have finished a run here meanwhile
-            folders.check_target(out, "run", force, RUN_EXISTS)
-            folders.clear(out)
+            folders.check_target(run, "run", force, RUN_EXISTS)
+            folders.clear(run)
         try:
             yield
         except (ArithlabError, KeyboardInterrupt):
             raise
         except Exception:
-            folders.write_atomic(out / ERROR, traceback.format_exc())
+            folders.write_atomic(run / ERROR, traceback.format_exc())
             raise
 
 
-def check_resumable(out: Path) -> None:
-    folders.check_place(out)
-    if not (out / CONFIG).exists():
-        again = "; it stopped before training began: train it again (--force)" if folders.kind_of(out) else ""
-        raise ArithlabError(f"{out}: no run to resume (no {CONFIG}){again}")
+def check_resumable(run: Path) -> None:
+    folders.check_place(run)
+    if not (run / CONFIG).exists():
+        again = "; it stopped before training began: train it again (--force)" if folders.kind_of(run) else ""
+        raise ArithlabError(f"{run}: no run to resume (no {CONFIG}){again}")
 
 
 def record_failure(run: Path, text: str) -> None:
@@ -153,32 +153,13 @@ def read_splits(run: Path) -> Splits:
     return splits
 
 
-def gpt_config(cfg: Config, tokenizer: CharTokenizer) -> GPTConfig:
-    """The model's dimensions as the (resolved) config states them."""
-    m = cfg.model
-    return GPTConfig(
-        vocab_size=tokenizer.vocab_size,
-        block_size=m.block_size,
-        n_layer=m.n_layer,
-        n_head=m.n_head,
-        n_embd=m.n_embd,
-        dropout=m.dropout,
-        bias=m.bias,
-        positions=m.positions,
-        place_table=m.place_table,
-        digit_ids=tuple(tokenizer.encode("0123456789")),
-        equals_id=tokenizer.encode("=")[0],
-        newline_id=tokenizer.encode("\n")[0],
-    )
-
-
-def save_weights(model: GPT, path: Path) -> None:
+def save_weights(model: nn.Module, path: Path) -> None:
     tmp = path.with_suffix(".tmp")
     save_model(model, str(tmp))
     os.replace(tmp, path)
 
 
-def load_weights(model: GPT, path: Path) -> None:
+def load_weights(model: nn.Module, path: Path) -> None:
     device = str(next(model.parameters()).device)
     _read_safetensors(path, "weights", lambda name: load_model(model, name, device=device))
 
@@ -229,7 +210,7 @@ def environment(device: str) -> dict:
 
 
 def save_checkpoint(
-    run: Path, model: GPT, optimizer: torch.optim.Optimizer, generator: torch.Generator, state: dict
+    run: Path, model: nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator, state: dict
 ) -> None:
     tmp = run / (CHECKPOINT + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -253,7 +234,7 @@ def has_checkpoint(run: Path) -> bool:
     return (run / CHECKPOINT).exists() or (run / (CHECKPOINT + folders.OLD)).exists()
 
 
-def load_checkpoint(run: Path, model: GPT, optimizer: torch.optim.Optimizer, generator: torch.Generator) -> dict:
+def load_checkpoint(run: Path, model: nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator) -> dict:
     folder = run / CHECKPOINT
     state = read_json(folder / STATE)
     load_weights(model, folder / WEIGHTS)
@@ -265,7 +246,7 @@ def load_checkpoint(run: Path, model: GPT, optimizer: torch.optim.Optimizer, gen
     return state
 
 
-def _restore(tensors: dict, param_groups: list, model: GPT, optimizer, generator: torch.Generator) -> None:
+def _restore(tensors: dict, param_groups: list, model: nn.Module, optimizer, generator: torch.Generator) -> None:
     """The random states and the optimizer's state a checkpoint holds, put back."""
     torch.set_rng_state(tensors.pop("rng.torch"))
     generator.set_state(tensors.pop("rng.batches"))

@@ -1,6 +1,6 @@
 """Samplers: which problems a training, validation or test set holds.
 
-`balanced` follows ../shared/FORMATS.md: the 100 one-digit pairs first, then problems
+`balanced` follows the study (docs/formats.md): the 100 one-digit pairs first, then problems
 grouped into cells by (digits of the longer operand, number of carries). Each cell draws
 its problems uniformly and exactly (a digit-by-digit count of the problems with a given
 number of carries, for any number of digits) from its own seeded stream, and a fixed
@@ -8,7 +8,8 @@ sequence of slots decides which cell the next problem comes from. A set of size 
 the first N slots, so sets of different sizes drawn with the same seed are nested, and
 the slots keep the carry counts exactly balanced wherever the quotas can be met.
 
-`uniform` draws both operands uniformly below 10**digits; for a function (sin, sqrt) it
+`uniform` draws both operands uniformly below 10**digits (b from the operation's least
+valid b, so that a division never draws b = 0); for a function (sin, sqrt) it
 draws x uniformly on the study's interval (sin: [-pi/2, pi/2], sqrt: [1, 10]) and cuts it
 to 4 decimals toward minus infinity, `digits` playing no part. Balanced sampling needs
 carries, which functions (and multiplication) lack: asking for it is an ArithlabError.
@@ -155,7 +156,7 @@ def _bucket_targets(digits: int, n_extra: int, n_total: int) -> dict[int, float]
 
 
 def balanced(symbol: str, digits: int, n: int, seed: int, excluded: Iterable[int] = ()) -> list[Problem]:
-    """`n` distinct problems balanced by digits and by carries (FORMATS.md)."""
+    """`n` distinct problems balanced by digits and by carries (docs/formats.md)."""
     excluded = set(excluded)
     if OPERATIONS[symbol].carry_out is None:
         raise ArithlabError(f"balanced sampling needs carries; operation {symbol!r} has none (use uniform)")
@@ -210,21 +211,23 @@ def uniform(symbol: str, digits: int, seed: int) -> Iterator[Problem]:
         while True:
             yield Problem(symbol, rng.randint(low, high) // _FINE)
     rng = random.Random(f"{seed}:{symbol}:uniform:{digits}")
-    top = 10**digits
+    top, least_b = 10**digits, OPERATIONS[symbol].least_b
     while True:
-        yield Problem(symbol, rng.randrange(top), rng.randrange(top))
+        yield Problem(symbol, rng.randrange(top), rng.randrange(least_b, top))
 
 
 def of_lengths(symbol: str, lengths_a: list[int], lengths_b: list[int], seed: int) -> Iterator[Problem]:
     """An endless seeded stream of problems whose operands have a length drawn uniformly
-    from `lengths_a` and `lengths_b` (digits, no leading zeros), and uniform digits."""
+    from `lengths_a` and `lengths_b` (digits, no leading zeros), and uniform digits (b from
+    the operation's least valid b)."""
     rng = random.Random(f"{seed}:{symbol}:lengths:{lengths_a}:{lengths_b}")
 
-    def number(length: int) -> int:
-        return rng.randrange(10 ** (length - 1) if length > 1 else 0, 10**length)
+    def number(length: int, least: int = 0) -> int:
+        return rng.randrange(max(10 ** (length - 1) if length > 1 else 0, least), 10**length)
 
+    least_b = OPERATIONS[symbol].least_b
     while True:
-        yield Problem(symbol, number(rng.choice(lengths_a)), number(rng.choice(lengths_b)))
+        yield Problem(symbol, number(rng.choice(lengths_a)), number(rng.choice(lengths_b), least_b))
 
 
 def take_distinct(

@@ -1,13 +1,18 @@
 """Operations: exact results, carries and digit counts of arithmetic problems.
 
 A `Problem` is an operation and its operands. Everything else in arithlab (formats,
-samplers, evaluation) asks a problem or its `Operation` for facts.
+samplers, evaluation) asks a problem or its `Operation` for facts, and an operation is one
+entry of `OPERATIONS`: its symbol, exact result, valid operands, how its problems are
+written and parsed, and which formats can write it. The problem parser and every format's
+list of operations are derived from that registry.
 
 Two kinds of operation share these interfaces:
-- binary operations (`+ - *`) on non-negative integers `a` and `b`, with integer answers;
-- functions of one exact 4-decimal number x (`sin`, `sqrt`; ../shared/FORMATS.md), whose
-  answer is the true value cut to 4 decimals toward minus infinity, floor(v * 10**4) / 10**4,
-  computed exactly (integer and rational arithmetic, never floats) and returned as a Decimal.
+- binary operations (`+ - * // %`) on non-negative integers `a` and `b`, with integer
+  answers, written `a+b`;
+- functions of one exact 4-decimal number x (`sin`, `sqrt`), written `sin(x)`, whose answer
+  is the true value cut to 4 decimals toward minus infinity, floor(v * 10**4) / 10**4,
+  computed exactly (integer and rational arithmetic, never floats) and returned as a Decimal
+  (docs/formats.md).
 
 Numbers of the functions are printed as Python prints the study's floats: trailing zeros
 drop, but an integer value keeps one (`0.5`, `0.479`, `2.0`); see `number_text`.
@@ -34,17 +39,25 @@ SCALE = 10**4
 @dataclass(frozen=True)
 class Operation:
     """An arithmetic operation: binary on non-negative integers, digit by digit where it can
-    be, or a function of one 4-decimal number (`arity` 1)."""
+    be, or a function of one 4-decimal number (`arity` 1).
+
+    `arity` also says how its problems are written and parsed: `a{symbol}b` (2) or
+    `{symbol}(x)` (1)."""
 
     name: str
     symbol: str
     # Binary: (a, b) -> the exact result. Function: x in 1e-4 units -> floor(f(x) * 10**4),
     # the true value cut to 4 decimals, in the same units.
     compute: Callable[..., int]
+    # The formats that can write its problems, by family (`simplified` covers its random
+    # variants); a scratchpad format also needs a step writer for it (formats.py).
+    formats: tuple[str, ...]
     # Per digit position, least significant first: (digit of a, digit of b, carry in) ->
-    # carry out. None where the notion does not apply (multiplication, functions).
+    # carry out. None where the notion does not apply (multiplication, division, functions).
     carry_out: Callable[[int, int, int], int] | None = None
     arity: int = 2
+    # Binary only: the least valid b (1 where b = 0 has no result); samplers draw none below.
+    least_b: int = 0
     # Functions only: the inputs accepted, in 1e-4 units (inclusive), and the study's
     # sampling interval of x (x uniform on it, then cut to 4 decimals).
     domain: tuple[int, int] | None = None
@@ -80,27 +93,54 @@ def _floor_sqrt(units: int) -> int:
     return math.isqrt(units * SCALE)
 
 
+# Formats every integer operation has: the answer as written, reversed, and (for length
+# generalization) with the operands reversed too.
+_WRITTEN = ("plain", "reverse", "reverse_all")
+
 OPERATIONS: dict[str, Operation] = {
     op.symbol: op
     for op in (
-        Operation("add", "+", lambda a, b: a + b, lambda x, y, c: int(x + y + c >= 10)),
+        Operation(
+            "add",
+            "+",
+            lambda a, b: a + b,
+            (*_WRITTEN, "reverse_pad", "simplified", "detailed"),
+            carry_out=lambda x, y, c: int(x + y + c >= 10),
+        ),
         # Borrows of the study's subtraction scratchpad: a position borrows when its
         # digit difference, less the borrow in, is negative.
-        Operation("sub", "-", lambda a, b: a - b, lambda x, y, c: int(x - y - c < 0)),
-        Operation("mul", "*", lambda a, b: a * b),
+        Operation(
+            "sub",
+            "-",
+            lambda a, b: a - b,
+            (*_WRITTEN, "simplified", "detailed"),
+            carry_out=lambda x, y, c: int(x - y - c < 0),
+        ),
+        Operation("mul", "*", lambda a, b: a * b, (*_WRITTEN, "detailed")),
+        Operation("floordiv", "//", lambda a, b: a // b, _WRITTEN, least_b=1),
+        Operation("mod", "%", lambda a, b: a % b, _WRITTEN, least_b=1),
         # |x| <= 10: beyond it the 4-term Taylor scratchpad is meaningless and its terms
         # outgrow the digits a float prints exactly.
         Operation(
             "sin",
             "sin",
             _floor_sin,
+            ("plain", "detailed"),
             arity=1,
             domain=(-10 * SCALE, 10 * SCALE),
             interval=(Decimal("-1.5707963267948966"), Decimal("1.5707963267948966")),  # -pi/2, pi/2
         ),
         # 0 <= x <= 10**8: every number of the Newton scratchpad stays within the 15
         # significant digits a float prints exactly.
-        Operation("sqrt", "sqrt", _floor_sqrt, arity=1, domain=(0, 10**8 * SCALE), interval=(Decimal(1), Decimal(10))),
+        Operation(
+            "sqrt",
+            "sqrt",
+            _floor_sqrt,
+            ("plain", "detailed"),
+            arity=1,
+            domain=(0, 10**8 * SCALE),
+            interval=(Decimal(1), Decimal(10)),
+        ),
     )
 }
 OPERATION_NAMES = {op.name: op.symbol for op in OPERATIONS.values()}
@@ -170,13 +210,17 @@ class Problem:
     a: int
     b: int = 0
 
+    def __post_init__(self):
+        if self.b < self.operation.least_b:  # e.g. a division by 0: a problem without an answer
+            raise ValueError(f"{self.a}{self.op}{self.b} has no answer ({self.op} takes b >= {self.operation.least_b})")
+
     @classmethod
     def function(cls, symbol: str, x: str | Decimal | int) -> Problem:
         """`Problem.function("sin", "0.5")`: x given exactly (a string or a Decimal with at
         most 4 decimals, or an int). ValueError where the function does not take x."""
         op = OPERATIONS.get(symbol)
         if op is None or op.arity != 1:
-            raise ValueError(f"{symbol!r} is not a function (functions: sin, sqrt)")
+            raise ValueError(f"{symbol!r} is not a function (functions: {', '.join(_symbols(1))})")
         units = Fraction(Decimal(x)) * SCALE  # exact, whatever the number of digits
         if units.denominator != 1:
             raise ValueError(f"{symbol}(x) takes x with at most 4 decimals")
@@ -241,9 +285,20 @@ class Problem:
         return count_carries(self.operation, self.a, self.b)
 
 
-_PROBLEM_RE = re.compile(r"^([0-9]+)([+\-*])([0-9]+)(?:=(-?[0-9]+)?)?$")
+def _symbols(arity: int) -> list[str]:
+    return [op.symbol for op in OPERATIONS.values() if op.arity == arity]
+
+
+def _either(symbols: list[str]) -> str:
+    """A regex group matching any of `symbols` exactly, the longest first (`**` before `*`)."""
+    return "(" + "|".join(re.escape(s) for s in sorted(symbols, key=len, reverse=True)) + ")"
+
+
 _NUMBER = r"-?[0-9]+(?:\.[0-9]+)?"
-_FUNCTION_RE = re.compile(rf"^([a-z]+)\(({_NUMBER})\)(?:=({_NUMBER})?)?$")
+# The two ways a problem is written, with every operation of the registry: `686+753=1439`
+# (the answer may be left off) and `sin(0.5)=0.4794`.
+_PROBLEM_RE = re.compile(rf"^([0-9]+){_either(_symbols(2))}([0-9]+)(?:=(-?[0-9]+)?)?$")
+_FUNCTION_RE = re.compile(rf"^{_either(_symbols(1))}\(({_NUMBER})\)(?:=({_NUMBER})?)?$")
 
 
 def parse_problem(text: str) -> tuple[Problem, int | Decimal | None]:
@@ -259,7 +314,7 @@ def parse_problem(text: str) -> tuple[Problem, int | Decimal | None]:
         problem = Problem(symbol, int(a), int(b))
         return problem, None if stated is None else int(stated)
     match = _FUNCTION_RE.match(text)
-    if not match or match[1] not in OPERATIONS or OPERATIONS[match[1]].arity != 1:
+    if not match:
         raise ValueError("not a problem (expected e.g. 686+753=1439, 686+753= or 686+753; sin(0.5)=0.4794, sqrt(2.5)=)")
     symbol, x, stated = match.groups()
     return Problem.function(symbol, x), None if stated is None else Decimal(stated)
