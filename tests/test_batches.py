@@ -89,3 +89,14 @@ def test_balanced_lengths_draw_every_length_pair_equally_often():
     x, _, _ = batches.sample(4000, torch.Generator().manual_seed(0))
     pairs = Counter("1x3" if text(row).startswith("\n$3+") else "3x3" for row in x)
     assert 1800 < pairs["1x3"] < 2200
+
+
+def test_half_balance_draws_length_pairs_in_proportion_to_the_square_root_of_their_counts():
+    # 90 and 10 samples: shares 90^0.5 : 10^0.5 = 3 : 1.
+    problems = [Problem("+", 100 + i, 200 + i) for i in range(90)] + [Problem("+", 3, 400 + i) for i in range(10)]
+    weights = length_weights(problems, 0.5)
+    assert torch.isclose(weights[:90].sum(), 3 * weights[90:].sum())
+    batches = AnswerBatches(problems, REVERSE, TOKENIZER, balance_lengths=0.5)
+    x, _, _ = batches.sample(4000, torch.Generator().manual_seed(0))
+    rare = sum(text(row).startswith("\n$3+") for row in x)
+    assert 900 < rare < 1100

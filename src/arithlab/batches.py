@@ -10,8 +10,9 @@ the answers whose prompt lies whole inside the row.
 data.py's `training_stream`), random windows of it, loss on every character.
 
 `train.loss_on: sample` widens the answer and packed losses to every token of a sample,
-its prompt included (as the study's loss does). `train.balance_lengths` draws the rows so
-that every operand-length pair of the training set comes up equally often.
+its prompt included (as the study's loss does). `train.balance_lengths` (x from 0 to 1)
+draws the rows so that an operand-length pair with n training samples comes up in
+proportion to n^(1-x): 0 is the data's own mix, 1 every pair equally often.
 """
 
 from __future__ import annotations
@@ -28,20 +29,21 @@ from arithlab.tokenizer import CharTokenizer
 IGNORE = -100  # the target of a position the loss skips (cross_entropy's ignore_index)
 
 
-def length_weights(problems: list[Problem]) -> torch.Tensor:
-    """A weight per problem such that every (operation, digits of a, digits of b) class
-    is drawn equally often; problems of a function (sin, sqrt) form one class."""
+def length_weights(problems: list[Problem], balance: float = 1.0) -> torch.Tensor:
+    """A weight per problem such that a (operation, digits of a, digits of b) class of n
+    problems is drawn in proportion to n^(1-balance) (balance 1: every class equally
+    often); problems of a function (sin, sqrt) form one class."""
     keys = [(p.op, None) if p.is_function else (p.op, len(str(p.a)), len(str(p.b))) for p in problems]
     counts = Counter(keys)
-    return torch.tensor([1.0 / counts[k] for k in keys], dtype=torch.double)
+    return torch.tensor([float(counts[k]) ** -balance for k in keys], dtype=torch.double)
 
 
 class _Rows:
     """Draws training samples by index: uniformly, or balanced over length pairs."""
 
-    def __init__(self, problems: list[Problem], balance_lengths: bool):
+    def __init__(self, problems: list[Problem], balance_lengths: float):
         self.count = len(problems)
-        self.weights = length_weights(problems) if balance_lengths else None
+        self.weights = length_weights(problems, balance_lengths) if balance_lengths else None
 
     def draw(self, n: int, generator: torch.Generator) -> torch.Tensor:
         if self.weights is None:
@@ -60,7 +62,7 @@ class AnswerBatches:
         problems: list[Problem],
         fmt: Format,
         tokenizer: CharTokenizer,
-        balance_lengths: bool = False,
+        balance_lengths: float = 0.0,
         loss_on: str = "answer",
     ):
         # Prompt and answer are encoded apart, so the prompt's tokens are exactly those the
@@ -94,7 +96,7 @@ class PackedBatches:
         fmt: Format,
         tokenizer: CharTokenizer,
         window: int,
-        balance_lengths: bool = False,
+        balance_lengths: float = 0.0,
         loss_on: str = "answer",
     ):
         self.window = window
