@@ -22,6 +22,11 @@ def test_tiny_model_learns_two_digit_addition(trained_run):
     assert set(summary) >= {"accuracy", "n", "by_digits", "by_carries"}
     # All 100 one-digit pairs are in training, so the disjoint test set has none.
     assert set(summary["by_digits"]) == {"2"}
+    # The rare length pairs too (about 30 problems each; without balanced length pairs the
+    # same model had 37% on 2+1 digits).
+    cells = summary["by_lengths"]
+    assert set(cells) == {"1x2", "2x1", "2x2"}
+    assert all(cell["accuracy"] >= 0.9 for cell in cells.values()), cells
 
 
 def test_run_directory_holds_every_file_of_the_contract(trained_run):

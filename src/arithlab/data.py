@@ -13,6 +13,8 @@ one stream (`mix_text`).
 
 from __future__ import annotations
 
+import dataclasses
+
 import hashlib
 import os
 import random
@@ -134,7 +136,10 @@ def length_test(configs: list[DataConfig], per_cell: int, seed: int) -> list[Pro
     trained: set[Problem] = set()
     symbols: list[str] = []
     lengths: set[int] = set()
-    for cfg in {repr(c): c for c in configs}.values():  # points that differ only in training share data
+    # The file being made is not read (a sweep may already name it as its extra test file);
+    # points that differ only in training share data.
+    configs = [dataclasses.replace(c, extra_test_file=None) for c in configs]
+    for cfg in {repr(c): c for c in configs}.values():
         trained.update(build_splits(cfg).train)
         symbols += [operation(name).symbol for name in (cfg.operations or [cfg.operation])]
         lengths.update(cfg.lengths or range(1, cfg.digits + 1))
