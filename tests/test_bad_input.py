@@ -185,6 +185,7 @@ CASES = [
     _set("data.text_heldout=1", "config key data.text_heldout: 1.0 must be between 0 and 1"),
     _set("data.exclude=[-5]", "config key data.exclude: [-5] must be numbers of at least 0"),
     _set("data.seed=-1", "config key data.seed: -1 must be at least 0"),
+    _set("train.balance_lengths=1.5", "config key train.balance_lengths: 1.5 must be from 0 to 1"),
     _set("model.lora_alpha=0", "config key model.lora_alpha: 0.0 must be a finite number above 0"),
     _set(
         "data.format=plian",
