@@ -190,7 +190,9 @@ def _figures(folder: Path, rows: list[dict], study: bool = False) -> list[tuple[
             title="accuracy against training samples (mean ± sd over seeds)",
         )
         ax.legend()
-        figures.append(_save(fig, folder, "accuracy_vs_samples.png", "Accuracy against the number of training samples"))
+        figures.append(
+            save_figure(fig, folder, "accuracy_vs_samples.png", "Accuracy against the number of training samples")
+        )
 
     if done:
         fig, ax = plt.subplots(figsize=(6, 4))
@@ -205,7 +207,7 @@ def _figures(folder: Path, rows: list[dict], study: bool = False) -> list[tuple[
             title="accuracy against training tokens",
         )
         ax.legend()
-        figures.append(_save(fig, folder, "accuracy_vs_tokens.png", "Accuracy against training tokens"))
+        figures.append(save_figure(fig, folder, "accuracy_vs_tokens.png", "Accuracy against training tokens"))
 
         fig, ax = plt.subplots(figsize=(6, 4))
         colors = {g: f"C{i}" for i, g in enumerate(sorted({group_of(r) for r in done}))}
@@ -222,7 +224,7 @@ def _figures(folder: Path, rows: list[dict], study: bool = False) -> list[tuple[
             ax.plot([], [], color=color, label=group)
         ax.set(xlabel="iteration", ylabel="validation accuracy (%)", title="learning curves", ylim=(-2, 102))
         ax.legend()
-        figures.append(_save(fig, folder, "learning_curves.png", "Learning curves (validation accuracy)"))
+        figures.append(save_figure(fig, folder, "learning_curves.png", "Learning curves (validation accuracy)"))
 
         carries = sorted({k for r in done for k in r if k.startswith("carries_")}, key=lambda k: int(k.split("_")[1]))
         if carries:
@@ -241,7 +243,7 @@ def _figures(folder: Path, rows: list[dict], study: bool = False) -> list[tuple[
                 title="accuracy by number of carries",
             )
             ax.legend()
-            figures.append(_save(fig, folder, "accuracy_by_carries.png", "Accuracy by number of carries"))
+            figures.append(save_figure(fig, folder, "accuracy_by_carries.png", "Accuracy by number of carries"))
         figures += _length_heatmaps(folder, done)
     return figures
 
@@ -290,10 +292,10 @@ def length_heatmap(run: Path, path: Path) -> tuple[str, str]:
     table = f" ({cfg.model.place_table} places)" if cfg.model.place_table != "learned" else ""
     ax.set_title(f"{cfg.model.positions} positions{table}, {cfg.data.format}", fontsize=9)
     fig.colorbar(image, ax=ax, label="test accuracy (%)")
-    return _save(fig, path.parent, path.name, title)
+    return save_figure(fig, path.parent, path.name, title)
 
 
-def _save(fig, folder: Path, name: str, title: str) -> tuple[str, str]:
+def save_figure(fig, folder: Path, name: str, title: str) -> tuple[str, str]:
     import matplotlib.pyplot as plt
 
     image = io.BytesIO()
@@ -387,6 +389,8 @@ def completion_figure(curves: list[dict], folder: Path, sweep_rows: list[dict] =
         )
         ax.legend(fontsize=8)
         figures.append(
-            _save(fig, folder, f"completion_n{curve['n']}.png", f"Completing the {curve['n']} x {curve['n']} table")
+            save_figure(
+                fig, folder, f"completion_n{curve['n']}.png", f"Completing the {curve['n']} x {curve['n']} table"
+            )
         )
     return figures
