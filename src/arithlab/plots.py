@@ -4,8 +4,9 @@
 training samples per format with the spread over seeds, the phase-transition figure;
 accuracy against training tokens; learning curves; accuracy by number of carries; for
 length-generalization runs, accuracy by the operands' lengths as a heat map), and
-`report.md`, one page that embeds them. Given a single run directory instead, it writes
-that run's report.md with its heat map. It reads only the run directories' files.
+`report.md`, one page that embeds them, with `report.html` beside it: the same page
+self-contained. Given a single run directory instead, it writes that run's report with its
+heat map. It reads only the run directories' files.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from arithlab import rundir
 from arithlab.errors import ArithlabError
 from arithlab.experiments import SWEEP_FILE, status
 from arithlab.folders import write_atomic
+from arithlab.report_html import to_html
 
 # The study's headline table (3-digit addition, NanoGPT 10.6M, stream objective, 10,000
 # test problems): test accuracy (%) by format and training samples, for `--study` lines.
@@ -332,8 +334,7 @@ def report(folder: Path, study: bool = False) -> Path:
     for name, title in figures:
         page += [f"## {title}", "", f"![{title}]({name})", ""]
     page += ["## All runs", "", (folder / "results.md").read_text()]
-    write_atomic(folder / "report.md", "\n".join(page))
-    return folder / "report.md"
+    return _write_page(folder, page)
 
 
 def _run_report(run: Path) -> Path:
@@ -347,8 +348,15 @@ def _run_report(run: Path) -> Path:
     if len(summary.get("by_lengths", {})) > 1:
         name, title = length_heatmap(run, run / "lengths.png")
         page += [f"## {title}", "", f"![{title}]({name})", ""]
-    write_atomic(run / "report.md", "\n".join(page))
-    return run / "report.md"
+    return _write_page(run, page)
+
+
+def _write_page(folder: Path, page: list[str]) -> Path:
+    """report.md, and beside it the same as one self-contained report.html."""
+    markdown = "\n".join(page)
+    write_atomic(folder / "report.md", markdown)
+    write_atomic(folder / "report.html", to_html(markdown, folder))
+    return folder / "report.md"
 
 
 def completion_figure(curves: list[dict], folder: Path, sweep_rows: list[dict] = ()) -> list[tuple[str, str]]:
