@@ -209,7 +209,7 @@ CASES = [
     pytest.param(
         ["train", "--resume", "{run}", "--set", "data.digits=4"],
         "--resume --set data.digits: it changes what is trained; a resumed run may change only train.threads, "
-        "train.device, train.compile, train.max_minutes, eval.batch_size",
+        "train.device, train.compile, train.max_minutes, train.log_to, train.log_group, eval.batch_size",
         None,
         id="resume-changes-the-data",
     ),

@@ -149,7 +149,7 @@ def test_existing_run_directory_is_refused(capsys, trained_run):
     _one_line_error(*run_cli(capsys, "quickstart", "--out", trained_run), "--force")
 
 
-@pytest.mark.parametrize("verb", ["train", "eval", "ask", "data", "quickstart", "sweep", "report", "bench"])
+@pytest.mark.parametrize("verb", ["train", "eval", "ask", "inspect", "data", "quickstart", "sweep", "report", "bench"])
 def test_every_verb_has_help_with_an_example(capsys, verb):
     with pytest.raises(SystemExit) as exit_info:
         main([verb, "--help"])
@@ -172,7 +172,19 @@ def test_version_and_no_verb_listing_the_verbs(capsys):
     assert exit_info.value.code == 0 and capsys.readouterr().out == f"arithlab {arithlab.__version__}\n"
     code, out, _ = run_cli(capsys)
     assert code == 0
-    for verb in ("train", "eval", "ask", "export", "data", "quickstart", "sweep", "report", "completion", "bench"):
+    for verb in (
+        "train",
+        "eval",
+        "ask",
+        "inspect",
+        "export",
+        "data",
+        "quickstart",
+        "sweep",
+        "report",
+        "completion",
+        "bench",
+    ):
         assert f"    {verb}" in out, verb
 
 

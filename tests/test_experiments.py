@@ -10,6 +10,7 @@ import time
 
 import pytest
 from conftest import TINY_OVERRIDES
+from test_report_html import check_self_contained
 
 from arithlab.data import length_test, write_problems
 from arithlab.errors import ArithlabError
@@ -119,6 +120,7 @@ def test_sweep_runs_resumes_after_a_killed_run_and_reports(tmp_path):
     run_sweep(path, jobs=2, out=out, log=again.append)
     assert sum("skipped" in line for line in again) == 4
     page = report(out)
+    check_self_contained(out)  # report.html: the same page, every figure embedded
     rows = list(csv.DictReader(open(out / "results.csv")))
     assert len(rows) == 4 and {r["data.format"] for r in rows} == {"plain", "reverse"}
     assert all(float(r["accuracy"]) >= 0 and int(r["tokens_seen"]) > 0 for r in rows)

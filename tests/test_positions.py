@@ -94,6 +94,18 @@ def test_kv_cache_decoding_equals_full_recomputation(encoding):
     assert torch.allclose(torch.cat(steps, 1), model(x), atol=1e-5)
 
 
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_attention_kept_for_inspection_is_causal_sums_to_one_and_changes_no_logit(encoding):
+    model = _model(encoding)
+    x = _arithmetic_like_prompts(3, 20)
+    logits, attention = model.attention_of(x)
+    assert attention.shape == (2, 3, 2, 20, 20)  # layers, rows, heads, queries, keys
+    assert torch.allclose(logits, model(x), atol=1e-5)
+    assert torch.allclose(attention.sum(-1), torch.ones(2, 3, 2, 20), atol=1e-5)
+    assert not attention.triu(1).any()
+    assert all(not block.attn.keep_attention and block.attn.attention is None for block in model.transformer.h)
+
+
 def test_none_has_no_position_embedding_and_abacus_one_per_place():
     assert _model("none").transformer.wpe is None
     assert _model("abacus").transformer.wpe.num_embeddings == 65  # places 1..64 and "no place" 0

@@ -3,6 +3,7 @@
 import arithlab
 run = arithlab.train("configs/quickstart.yaml", out="runs/demo")
 run.ask("128+367").parsed          # 495
+run.save_inspection([run.inspect("128+367")])   # RUN/inspect/128+367/: attention figure and JSON
 arithlab.evaluate(run, ["12+34", "999+1"])["accuracy"]
 arithlab.export_hf(run, "exports/demo")   # a transformers GPT-2 with our tokenizer
 """
@@ -14,13 +15,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-from arithlab import build, export, rundir, trainer
+from arithlab import build, export, inspection, rundir, trainer
 from arithlab.config import Config, config_from_dict, load_config
 from arithlab.devices import pick_device
 from arithlab.errors import ArithlabError
 from arithlab.evaluator import decoding_options, fewshot_eval, generate_answers, perplexity, score, too_long
 from arithlab.formats import get_format
-from arithlab.tasks import Problem, read_problem
+from arithlab.inspection import Inspection
+from arithlab.tasks import Problem, operation, read_problem
 
 
 @dataclass
@@ -52,6 +54,25 @@ class Run:
             self.model, self.tokenizer, self.format, [problem], **decoding_options(self.config)
         )
         return Answer(problem.question, output, self.format.parse(output, problem), self.format.target(problem))
+
+    def inspect(self, question: Problem | str) -> Inspection:
+        """The model's greedy answer to one problem of the run's operations, token by token
+        with each token's probability and the runner-up's, and every layer's and head's
+        attention over the whole sequence."""
+        problem = to_problem(question)
+        data = self.config.data
+        trained = [operation(name).symbol for name in data.operations or [data.operation]]
+        if problem.op not in trained:
+            raise ArithlabError(f"{problem.question}: run {self.path} was trained on {' '.join(trained)} problems only")
+        self.format.check(problem)
+        self._check_fits([problem])
+        return inspection.inspect(self.model, self.tokenizer, self.format, problem, self.config.eval.reference_prompt)
+
+    def save_inspection(self, inspections: list[Inspection], out: str | Path | None = None) -> Path:
+        """inspect.json and inspect.png of one inspection, or of two side by side, in `out`
+        (default: RUN/inspect/PROBLEM, or PROBLEM_vs_OTHER); returns the folder."""
+        default = self.path / inspection.INSPECT_DIR / inspection.folder_name([i.question for i in inspections])
+        return inspection.write(inspections, Path(out) if out is not None else default)
 
     def evaluate(self, problems: list[Problem | str] | None = None, strict: bool = False) -> tuple[dict, list[dict]]:
         """Summary and per-problem predictions, on the run's own test set by default.

@@ -132,7 +132,7 @@ def cmd_train(args) -> None:
     print(f"run: {out}")
 
 
-# --- eval, ask ------------------------------------------------------------------------
+# --- eval, ask, inspect ---------------------------------------------------------------
 
 
 def add_eval(verbs) -> None:
@@ -217,6 +217,33 @@ def cmd_ask(args) -> None:
     print(f"output: {answer.output!r}")
     verdict = "correct" if answer.correct else f"wrong, expected {answer.expected}"
     print(f"answer: {answer.parsed if answer.parsed is not None else '(unparseable)'} ({verdict})")
+
+
+def add_inspect(verbs) -> None:
+    p = _verb(
+        verbs,
+        "inspect",
+        "one problem token by token: each token's probability, every head's attention (PNG and JSON)",
+        'arithlab inspect runs/quickstart "128+367"',
+        'arithlab inspect runs/quickstart "128+367" --compare "128+37" --out carry_vs_none',
+    )
+    p.add_argument("run", type=Path)
+    p.add_argument("problem", help='e.g. "128+367"')
+    p.add_argument("--compare", metavar="PROBLEM2", help="a second problem, drawn beside the first")
+    _shared(p, "--out", help="folder for inspect.png and inspect.json (default: RUN/inspect/PROBLEM)")
+    p.set_defaults(func=cmd_inspect)
+
+
+def cmd_inspect(args) -> None:
+    from arithlab.api import load_run
+    from arithlab.inspection import FIGURE, JSON, table
+
+    run = load_run(args.run)
+    inspections = [run.inspect(question) for question in (args.problem, args.compare) if question is not None]
+    out = run.save_inspection(inspections, args.out)
+    for inspection in inspections:
+        print(table(inspection))
+    print(f"written to {out}: {FIGURE}, {JSON}")
 
 
 # --- export ---------------------------------------------------------------------------
@@ -574,6 +601,7 @@ VERBS = (
     add_train,
     add_eval,
     add_ask,
+    add_inspect,
     add_export,
     add_data,
     add_quickstart,

@@ -26,6 +26,7 @@ from arithlab.formats import FORMATS, get_format
 from arithlab.positions import PLACE_TABLES, POSITIONS
 from arithlab.sampling import SAMPLINGS
 from arithlab.tasks import operation
+from arithlab.trackers import tracker
 
 # Named model sizes; every dimension can still be set on its own in a run's config.
 PRESETS: dict[str, dict] = {
@@ -153,6 +154,10 @@ class TrainConfig:
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     threads: int | None = None  # CPU threads; None: the idle cores, up to devices.THREADS_CAP
     compile: bool = False
+    # Trackers every metrics.jsonl line also goes to (trackers.TRACKERS: tensorboard, wandb;
+    # each its own extra), and the group a tracker run joins (a sweep sets its name).
+    log_to: list[str] = field(default_factory=list)
+    log_group: str | None = None
 
 
 @dataclass
@@ -445,6 +450,7 @@ def _check_names(cfg: Config) -> None:
         ("data.format", get_format, [cfg.data.format]),
         ("data.mix_formats", get_format, cfg.data.mix_formats),
         ("eval.shot_format", get_format, [cfg.eval.shot_format] if cfg.eval.shot_format else []),
+        ("train.log_to", tracker, cfg.train.log_to),
     ]
     for key, lookup, names in named:
         for name in names:
@@ -520,9 +526,17 @@ def init_of(cfg: Config) -> tuple[str, str]:
 # --- resuming: what may change -------------------------------------------------------------
 
 # Keys that say how a run executes, not what it trains: a resumed run may change them.
-EXECUTION_KEYS = ("train.threads", "train.device", "train.compile", "train.max_minutes", "eval.batch_size")
+EXECUTION_KEYS = (
+    "train.threads",
+    "train.device",
+    "train.compile",
+    "train.max_minutes",
+    "train.log_to",
+    "train.log_group",
+    "eval.batch_size",
+)
 # Of those, the ones whose change leaves the floating-point results as they were.
-SAME_RESULTS = ("train.max_minutes",)
+SAME_RESULTS = ("train.max_minutes", "train.log_to", "train.log_group")
 
 
 def resume_overrides(pairs: list[str]) -> dict:

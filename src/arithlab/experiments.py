@@ -83,6 +83,7 @@ def load_sweep(path: Path) -> tuple[str, list[Point]]:
     linked = spec.get("linked") or [{}]
     if not isinstance(linked, list) or not all(isinstance(group, dict) for group in linked):
         raise ArithlabError(f"{path}: 'linked' must be a list of mappings of settings that vary together")
+    name = spec.get("name") or path.stem
     points = []
     for group in linked:
         for combo in itertools.product(*axes.values()):
@@ -93,11 +94,12 @@ def load_sweep(path: Path) -> tuple[str, list[Point]]:
                 config = config_from_dict(merge(base, nested))
             except ArithlabError as err:
                 raise ArithlabError(f"{path}: point {settings}: {err}") from None
+            config.train.log_group = config.train.log_group or name  # each point a tracker run in the sweep's group
             points.append(Point(_point_name(group, values), settings, config))
     names = [p.name for p in points]
     if len(set(names)) != len(names):
         raise ArithlabError(f"{path}: two points get the same name; make the first value of each linked group distinct")
-    return spec.get("name") or path.stem, points
+    return name, points
 
 
 def status(run: Path) -> str:

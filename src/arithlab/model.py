@@ -69,6 +69,10 @@ class CausalSelfAttention(nn.Module):
         self.resid_dropout = nn.Dropout(config.dropout)
         buckets = PLACE_TABLES[config.place_table].buckets  # relative places: a bias per head and bucket
         self.place_bias = nn.Embedding(buckets, config.n_head) if buckets else None
+        # For inspection (GPT.attention_of): the probabilities computed explicitly and kept,
+        # which the fused kernels never form.
+        self.keep_attention = False
+        self.attention: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None, bias=None) -> torch.Tensor:
         """`bias`: for relative places, (buckets (B, T, S), blocked (B, 1, T, S)), as
@@ -83,14 +87,30 @@ class CausalSelfAttention(nn.Module):
         # the ordinary causal mask.
         assert T == 1 or k.size(2) == T, "prefill must start from an empty cache"
         dropout = self.dropout if self.training else 0.0
-        if bias is None:
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=T > 1)
-        else:  # relative places: a bias per head, with the causal (and local) mask folded in
+        if bias is not None:  # relative places: a bias per head, with the causal (and local) mask folded in
             buckets, blocked = bias
             bias = self.place_bias(buckets).permute(0, 3, 1, 2).masked_fill(blocked, float("-inf"))
+        if self.keep_attention:
+            y = self._attend_explicitly(q, k, v, bias)
+        elif bias is None:
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=T > 1)
+        else:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout)
         y = y.transpose(1, 2).contiguous().view(B, T, C)
         return self.resid_dropout(self.c_proj(y))
+
+    def _attend_explicitly(self, q, k, v, bias) -> torch.Tensor:
+        """What scaled_dot_product_attention computes, by its formula (without dropout), so
+        that the probabilities can be kept: `self.attention`, (B, heads, T, S)."""
+        T, S = q.size(2), k.size(2)
+        scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))
+        if bias is not None:
+            scores = scores + bias
+        elif T > 1:  # as is_causal: each new query sees the cached keys and the new ones up to itself
+            future = ~torch.ones(T, S, dtype=torch.bool, device=q.device).tril(S - T)
+            scores = scores.masked_fill(future, float("-inf"))
+        self.attention = torch.softmax(scores.float(), dim=-1)
+        return self.attention.to(v.dtype) @ v
 
 
 class MLP(nn.Module):
@@ -191,6 +211,21 @@ class GPT(nn.Module):
         if cache is not None:
             cache.length += T
         return self.lm_head(self.transformer.ln_f(x))
+
+    @torch.no_grad()
+    def attention_of(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits (B, T, V), attention probabilities (n_layer, B, n_head, T, T)) for `idx`
+        read from the start, every layer's attention computed explicitly (slower than the
+        fused kernels of the ordinary forward)."""
+        layers = [block.attn for block in self.transformer.h]
+        for attn in layers:
+            attn.keep_attention = True
+        try:
+            logits = self(idx)
+            return logits, torch.stack([attn.attention for attn in layers])
+        finally:
+            for attn in layers:
+                attn.keep_attention, attn.attention = False, None
 
     def optimizer(self, lr: float, weight_decay: float, betas: tuple[float, float], fused: bool = False):
         return adamw(self, lr, weight_decay, betas, fused)

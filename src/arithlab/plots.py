@@ -4,8 +4,9 @@
 training samples per format with the spread over seeds, the phase-transition figure;
 accuracy against training tokens; learning curves; accuracy by number of carries; for
 length-generalization runs, accuracy by the operands' lengths as a heat map), and
-`report.md`, one page that embeds them. Given a single run directory instead, it writes
-that run's report.md with its heat map. It reads only the run directories' files.
+`report.md`, one page that embeds them, with `report.html` beside it: the same page
+self-contained. Given a single run directory instead, it writes that run's report with its
+heat map. It reads only the run directories' files.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from arithlab import rundir
 from arithlab.errors import ArithlabError
 from arithlab.experiments import SWEEP_FILE, status
 from arithlab.folders import write_atomic
+from arithlab.report_html import to_html
 
 # The study's headline table (3-digit addition, NanoGPT 10.6M, stream objective, 10,000
 # test problems): test accuracy (%) by format and training samples, for `--study` lines.
@@ -190,7 +192,9 @@ def _figures(folder: Path, rows: list[dict], study: bool = False) -> list[tuple[
             title="accuracy against training samples (mean ± sd over seeds)",
         )
         ax.legend()
-        figures.append(_save(fig, folder, "accuracy_vs_samples.png", "Accuracy against the number of training samples"))
+        figures.append(
+            save_figure(fig, folder, "accuracy_vs_samples.png", "Accuracy against the number of training samples")
+        )
 
     if done:
         fig, ax = plt.subplots(figsize=(6, 4))
@@ -205,7 +209,7 @@ def _figures(folder: Path, rows: list[dict], study: bool = False) -> list[tuple[
             title="accuracy against training tokens",
         )
         ax.legend()
-        figures.append(_save(fig, folder, "accuracy_vs_tokens.png", "Accuracy against training tokens"))
+        figures.append(save_figure(fig, folder, "accuracy_vs_tokens.png", "Accuracy against training tokens"))
 
         fig, ax = plt.subplots(figsize=(6, 4))
         colors = {g: f"C{i}" for i, g in enumerate(sorted({group_of(r) for r in done}))}
@@ -222,7 +226,7 @@ def _figures(folder: Path, rows: list[dict], study: bool = False) -> list[tuple[
             ax.plot([], [], color=color, label=group)
         ax.set(xlabel="iteration", ylabel="validation accuracy (%)", title="learning curves", ylim=(-2, 102))
         ax.legend()
-        figures.append(_save(fig, folder, "learning_curves.png", "Learning curves (validation accuracy)"))
+        figures.append(save_figure(fig, folder, "learning_curves.png", "Learning curves (validation accuracy)"))
 
         carries = sorted({k for r in done for k in r if k.startswith("carries_")}, key=lambda k: int(k.split("_")[1]))
         if carries:
@@ -241,7 +245,7 @@ def _figures(folder: Path, rows: list[dict], study: bool = False) -> list[tuple[
                 title="accuracy by number of carries",
             )
             ax.legend()
-            figures.append(_save(fig, folder, "accuracy_by_carries.png", "Accuracy by number of carries"))
+            figures.append(save_figure(fig, folder, "accuracy_by_carries.png", "Accuracy by number of carries"))
         figures += _length_heatmaps(folder, done)
     return figures
 
@@ -290,10 +294,10 @@ def length_heatmap(run: Path, path: Path) -> tuple[str, str]:
     table = f" ({cfg.model.place_table} places)" if cfg.model.place_table != "learned" else ""
     ax.set_title(f"{cfg.model.positions} positions{table}, {cfg.data.format}", fontsize=9)
     fig.colorbar(image, ax=ax, label="test accuracy (%)")
-    return _save(fig, path.parent, path.name, title)
+    return save_figure(fig, path.parent, path.name, title)
 
 
-def _save(fig, folder: Path, name: str, title: str) -> tuple[str, str]:
+def save_figure(fig, folder: Path, name: str, title: str) -> tuple[str, str]:
     import matplotlib.pyplot as plt
 
     image = io.BytesIO()
@@ -330,8 +334,7 @@ def report(folder: Path, study: bool = False) -> Path:
     for name, title in figures:
         page += [f"## {title}", "", f"![{title}]({name})", ""]
     page += ["## All runs", "", (folder / "results.md").read_text()]
-    write_atomic(folder / "report.md", "\n".join(page))
-    return folder / "report.md"
+    return _write_page(folder, page)
 
 
 def _run_report(run: Path) -> Path:
@@ -345,8 +348,15 @@ def _run_report(run: Path) -> Path:
     if len(summary.get("by_lengths", {})) > 1:
         name, title = length_heatmap(run, run / "lengths.png")
         page += [f"## {title}", "", f"![{title}]({name})", ""]
-    write_atomic(run / "report.md", "\n".join(page))
-    return run / "report.md"
+    return _write_page(run, page)
+
+
+def _write_page(folder: Path, page: list[str]) -> Path:
+    """report.md, and beside it the same as one self-contained report.html."""
+    markdown = "\n".join(page)
+    write_atomic(folder / "report.md", markdown)
+    write_atomic(folder / "report.html", to_html(markdown, folder))
+    return folder / "report.md"
 
 
 def completion_figure(curves: list[dict], folder: Path, sweep_rows: list[dict] = ()) -> list[tuple[str, str]]:
@@ -387,6 +397,8 @@ def completion_figure(curves: list[dict], folder: Path, sweep_rows: list[dict] =
         )
         ax.legend(fontsize=8)
         figures.append(
-            _save(fig, folder, f"completion_n{curve['n']}.png", f"Completing the {curve['n']} x {curve['n']} table")
+            save_figure(
+                fig, folder, f"completion_n{curve['n']}.png", f"Completing the {curve['n']} x {curve['n']} table"
+            )
         )
     return figures

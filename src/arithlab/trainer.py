@@ -21,7 +21,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from arithlab import build, devices, distributed, rundir
+from arithlab import build, devices, distributed, rundir, trackers
 from arithlab.batches import IGNORE, AnswerBatches, PackedBatches, StreamBatches
 from arithlab.config import SAME_RESULTS, Config, check, continued, get
 from arithlab.data import Splits, Text, build_splits, describe, describe_text, read_text, training_stream
@@ -70,6 +70,7 @@ def train(cfg: Config, run: Path, resume: bool = False, force: bool = False, pro
     writes the run directory.
     """
     check(cfg)
+    trackers.check_installed(cfg.train.log_to)  # before the run directory is made
     run = Path(run)
     device = distributed.start(devices.pick_device(cfg.train.device))
     try:
@@ -107,7 +108,10 @@ def _train(cfg: Config, run: Path, resume: bool, progress: bool, device: str) ->
     bar = tqdm(total=tc.max_iters, initial=state.iter, disable=not (progress and main), desc=desc)
     started = time.perf_counter() - state.seconds
     model.train()
-    with _deferred_interrupt() as interrupt:
+    tracked = trackers.tracking(
+        tc.log_to if main else [], run, cfg.to_dict(), tc.log_group, state.iter if resume else None
+    )
+    with _deferred_interrupt() as interrupt, tracked as track:
         while state.stop_reason is None:
             _step(tc, wrapped, model, optimizer, batches, generator, device, autocast, state)
             bar.update(1)
@@ -123,7 +127,7 @@ def _train(cfg: Config, run: Path, resume: bool, progress: bool, device: str) ->
                 raise KeyboardInterrupt
             if state.iter % tc.eval_interval == 0 or state.iter >= tc.max_iters or over_time:
                 if main:
-                    _log_eval(cfg, run, model, tokenizer, fmt, splits.validation, state, text)
+                    _log_eval(cfg, run, model, tokenizer, fmt, splits.validation, state, text, track)
                     bar.set_postfix(loss=f"{state.last_loss:.4f}", val_acc=f"{state.val_accuracy:.3f}")
                 state.stop_reason = distributed.from_main(_stop_reason(tc, state, over_time) if main else None)
                 if main:
@@ -264,9 +268,9 @@ def _save_checkpoint(run: Path, model, optimizer, generator: torch.Generator, st
     rundir.save_checkpoint(run, model, optimizer, generator, dataclasses.asdict(state))
 
 
-def _log_eval(cfg, run, model, tokenizer, fmt, validation, state: TrainState, text: Text | None = None) -> None:
+def _log_eval(cfg, run, model, tokenizer, fmt, validation, state: TrainState, text: Text | None, track) -> None:
     """Validation accuracy, the mean training loss since the last evaluation and (text-mixed
-    runs) the held-out text's perplexity, to metrics.jsonl."""
+    runs) the held-out text's perplexity, to metrics.jsonl and to the trackers (`track`)."""
     summary, _ = evaluate(model, tokenizer, fmt, validation, **decoding_options(cfg))
     state.val_accuracy = summary["accuracy"]
     state.last_loss = state.loss_sum / max(state.loss_steps, 1)
@@ -282,6 +286,7 @@ def _log_eval(cfg, run, model, tokenizer, fmt, validation, state: TrainState, te
     if text is not None:
         row["text_perplexity"] = perplexity(model, tokenizer, text.heldout)
     rundir.log_metrics(run, row)
+    track(row)
 
 
 def _finish(cfg, run, model, tokenizer, fmt, splits, state: TrainState, text: Text | None = None) -> None:
