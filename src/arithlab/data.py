@@ -13,15 +13,13 @@ one stream (`mix_text`).
 
 from __future__ import annotations
 
-import dataclasses
-
 import hashlib
 import os
 import random
 import urllib.error
 import urllib.request
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from arithlab import sampling
@@ -138,7 +136,7 @@ def length_test(configs: list[DataConfig], per_cell: int, seed: int) -> list[Pro
     lengths: set[int] = set()
     # The file being made is not read (a sweep may already name it as its extra test file);
     # points that differ only in training share data.
-    configs = [dataclasses.replace(c, extra_test_file=None) for c in configs]
+    configs = [replace(c, extra_test_file=None) for c in configs]
     for cfg in {repr(c): c for c in configs}.values():
         trained.update(build_splits(cfg).train)
         symbols += [operation(name).symbol for name in (cfg.operations or [cfg.operation])]
