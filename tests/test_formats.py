@@ -66,6 +66,14 @@ PLAIN_REVERSE_OTHER_OPS = [
     ("reverse_pad", Problem("+", 5, 123456), "$5000000+6543210=1643210$\n"),
     ("reverse_pad", Problem("+", 999, 1), "$9990+1000=0001$\n"),
     ("reverse_pad", Problem("+", 0, 0), "$00+00=00$\n"),
+    # Multiplication as reverse additions of shifted partial products, each number padded
+    # to len(a) + len(b) digits: 738, then 6150 summing to 6888, then 49200 to 56088.
+    ("partial_products", Problem("*", 123, 456), "$321*654=837000+051600=888600+002940=880650$\n"),
+    ("partial_products", Problem("*", 12, 340), "$21*043=00000+08400=08400+00630=08040$\n"),
+    ("partial_products", Problem("*", 7, 8), "$7*8=65$\n"),
+    ("partial_products", Problem("*", 45, 0), "$54*0=000$\n"),
+    ("partial_products", Problem("*", 0, 45), "$0*54=000+000=000$\n"),
+    ("partial_products", Problem("*", 99, 99), "$99*99=1980+0198=1089$\n"),
 ]
 
 # Subtraction and multiplication scratchpads, and the edge cases of docs/formats.md.
@@ -157,7 +165,7 @@ def _split(fmt, problem: Problem) -> tuple[str, str]:
 
 def _completion_point(fmt_name: str, answer_text: str) -> int:
     """Characters of the answer text that must be generated before the answer is complete."""
-    if fmt_name in ("reverse", "reverse_all", "reverse_pad"):
+    if get_format(fmt_name).stop_chars == "$":
         return answer_text.index("$") + 1  # the closing `$` ends the answer
     return len(answer_text)  # the `\n` that ends the answer line
 
@@ -291,7 +299,7 @@ def test_answer_is_complete_exactly_when_its_answer_line_is_finished(problem, tr
         stop = _completion_point(fmt.name, answer)
         assert not fmt.is_complete("")
         assert fmt.parse("") is None
-        if fmt.name not in ("reverse", "reverse_all", "reverse_pad"):
+        if fmt.stop_chars != "$":
             assert not fmt.is_complete(answer[:-1]), (fmt.name, answer)
         for k in range(len(answer) + 1):
             prefix = answer[:k]
@@ -335,6 +343,8 @@ def test_parsers_never_raise_on_garbage(text):
         ("plain", "\n"),
         ("reverse", "$"),
         ("reverse", "5x9$"),
+        ("partial_products", "837000+051600=88x600$"),
+        ("partial_products", "837000+051600=$"),
         ("simplified", "A->5 , C->1.\n\n"),
         ("simplified", "A->5 , C->1.\nfive\n"),
         ("detailed", "<scratch>\n</scratch>\n\n"),
@@ -522,6 +532,35 @@ def test_detailed_multiplication_scratchpad_rederives_the_product(a, b):
         total = after
     assert total == a * b
     assert tail == _spaced_answer(a * b)
+
+
+@SETTINGS
+@given(_operand(), _operand())
+@example(0, 0)
+@example(0, 34)
+@example(7, 5)
+@example(99_999, 99_999)
+@example(10**8, 10**8)
+def test_partial_products_rederive_the_product_from_the_operands(a, b):
+    sample = get_format("partial_products").render(Problem("*", a, b))
+    prompt = f"${str(a)[::-1]}*{str(b)[::-1]}="
+    assert sample.startswith(prompt) and sample.endswith("$\n")
+    width = len(str(a)) + len(str(b))
+    numbers = re.split("[+=]", sample[len(prompt) : -2])
+    # Every number is written least significant digit first, padded to width digits.
+    assert all(len(n) == width and n.isdigit() for n in numbers), sample
+    values = [int(n[::-1]) for n in numbers]
+    multiplier = digits_of(b)[::-1]
+    # a x the lowest digit, then (shifted partial product, running sum) per next digit.
+    assert len(values) == 2 * len(multiplier) - 1
+    assert values[0] == a * multiplier[0]
+    total = values[0]
+    for place in range(1, len(multiplier)):
+        part, running = values[2 * place - 1], values[2 * place]
+        assert part == a * multiplier[place] * 10**place
+        assert running == total + part
+        total = running
+    assert total == a * b
 
 
 # ---------------------------------------------------------------------------------------

@@ -212,6 +212,46 @@ class ReversePadded(ReverseAll):
         return f"{self.prompt(problem)}{str(problem.answer).zfill(self._width(problem))[::-1]}$\n"
 
 
+class PartialProducts(ReverseAll):
+    """`$321*654=837000+051600=888600+002940=880650$\n` (123*456 = 56088): multiplication
+    as a chain of reverse additions, every number least significant digit first and
+    zero-padded to the product's largest width (len a + len b digits). The first number is
+    a times b's lowest digit; then, for each next digit of b, a times that digit shifted to
+    its place (`+051600` is 6150), and the running sum (`=888600` is 6888). The last sum is
+    the product. Each digit the model writes then depends on a few digits at the same place
+    of numbers it has just written (or of a), at a fixed distance within a problem: the
+    one-digit multiplications and reverse additions a small model learns, where the whole
+    product at once (reverse, reverse_all) needs every digit pair of a and b."""
+
+    name = "partial_products"
+
+    @staticmethod
+    def steps(problem: Problem) -> list[tuple[int, int]]:
+        """Per digit of b, least significant first: (a x that digit x its place, running sum)."""
+        total, steps = 0, []
+        for place, digit in enumerate(reversed(digits_of(problem.b))):
+            part = problem.a * digit * 10**place
+            total += part
+            steps.append((part, total))
+        return steps
+
+    def render(self, problem: Problem) -> str:
+        self.check(problem)
+        width = len(str(problem.a)) + len(str(problem.b))
+
+        def padded(n: int) -> str:
+            return str(n).zfill(width)[::-1]
+
+        (first, _), *rest = self.steps(problem)
+        chain = padded(first) + "".join(f"+{padded(part)}={padded(total)}" for part, total in rest)
+        return f"{self.prompt(problem)}{chain}$\n"
+
+    def parse(self, text: str, problem: Problem | None = None) -> int | Decimal | None:
+        """The last number of the chain (the product), before the closing `$`."""
+        end = text.find("$")
+        return None if end < 0 else _to_int(text[:end].rpartition("=")[2][::-1])
+
+
 def _digit_list(digits: list[int]) -> str:
     return "[" + ",".join(str(d) for d in digits) + "]"
 
@@ -466,6 +506,7 @@ FORMATS: dict[str, Format] = {
         Reverse(),
         ReverseAll(),
         ReversePadded(),
+        PartialProducts(),
         Simplified(),
         Simplified("simplified_random_a", random_a=True),
         Simplified("simplified_random_c", random_c=True),
