@@ -119,6 +119,14 @@ def test_sweep_runs_resumes_after_a_killed_run_and_reports(tmp_path):
     again = []
     run_sweep(path, jobs=2, out=out, log=again.append)
     assert sum("skipped" in line for line in again) == 4
+    # The sweep file edited after its runs: refused before anything runs, the runs kept.
+    edited = json.loads(path.read_text())
+    edited["linked"][1]["train.lr"] = 5e-3
+    path.write_text(json.dumps(edited))
+    with pytest.raises(ArithlabError, match=r"reverse_n_train-150 was trained with other settings.*train\.lr: 0\.004, now 0\.005"):
+        run_sweep(path, jobs=2, out=out, log=again.append)
+    assert len(list(out.glob("*/eval.json"))) == 4
+    path.write_text(json.dumps({**edited, "linked": [edited["linked"][0], {**edited["linked"][1], "train.lr": 4e-3}]}))
     page = report(out)
     check_self_contained(out)  # report.html: the same page, every figure embedded
     rows = list(csv.DictReader(open(out / "results.csv")))

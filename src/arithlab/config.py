@@ -543,7 +543,7 @@ def resume_overrides(pairs: list[str]) -> dict:
     """`--set` pairs for a resumed run, as a nested dict; a key that changes what is trained
     is an error naming it."""
     overrides = parse_overrides(pairs)
-    for key in _dotted_keys(overrides):
+    for key in _flat(overrides):
         if key not in EXECUTION_KEYS:
             raise ArithlabError(
                 f"--resume --set {key}: it changes what is trained; a resumed run may change only "
@@ -552,12 +552,29 @@ def resume_overrides(pairs: list[str]) -> dict:
     return overrides
 
 
-def _dotted_keys(nested: dict, prefix: str = ""):
+def _flat(nested: dict, prefix: str = "") -> dict:
+    """{"train": {"lr": 1}} as {"train.lr": 1}."""
+    flat = {}
     for key, value in nested.items():
         if isinstance(value, dict):
-            yield from _dotted_keys(value, f"{prefix}{key}.")
+            flat |= _flat(value, f"{prefix}{key}.")
         else:
-            yield f"{prefix}{key}"
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def training_differences(recorded: Config, given: Config) -> list[str]:
+    """`train.position_offset: 16, now 0` for each key, other than the execution keys, that
+    `given` sets otherwise than the run's `recorded` config: what makes them two runs. A
+    run records the values it filled in (the preset's dimensions, block_size); `given`
+    leaving them unset (None) is no difference."""
+    before = _flat(recorded.to_dict())
+    now = _flat(dataclasses.replace(given, model=with_preset(given.model)).to_dict())
+    return [
+        f"{key}: {before[key]!r}, now {now[key]!r}"
+        for key in before
+        if key not in EXECUTION_KEYS and now[key] is not None and before[key] != now[key]
+    ]
 
 
 def continued(recorded: Config, given: Config) -> tuple[Config, list[str]]:

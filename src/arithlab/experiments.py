@@ -14,7 +14,10 @@ and linked settings that vary together (each entry is one value of one more axis
 
 Running a sweep again skips finished points and resumes interrupted ones, so a crash or
 Ctrl-C costs at most the work since each run's last checkpoint; a failing point is
-recorded (its `error.txt`) and the others go on. Each point runs as its own process.
+recorded (its `error.txt`) and the others go on. Each point runs as its own process. A
+point whose run was trained with other settings than the sweep file now gives (the file
+was edited) stops the sweep before anything runs: skipping it would mix two recipes in one
+table, and replacing it would throw away a run.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from arithlab import rundir
-from arithlab.config import Config, config_from_dict, merge, put, read_yaml
+from arithlab.config import Config, config_from_dict, merge, put, read_yaml, training_differences
 from arithlab.devices import default_threads
 from arithlab.errors import ArithlabError
 
@@ -112,6 +115,20 @@ def status(run: Path) -> str:
     return "new" if not run.exists() else "started"
 
 
+def check_unchanged(points: list[Point], folder: Path) -> None:
+    """An ArithlabError naming the first point whose run in `folder` was trained with other
+    settings than the point now has, and what differs."""
+    for point in points:
+        run = folder / point.name
+        if status(run) in ("done", "interrupted") and (run / rundir.CONFIG).exists():
+            changed = training_differences(rundir.load_run_config(run), point.config)
+            if changed:
+                raise ArithlabError(
+                    f"{run} was trained with other settings than the sweep file gives now "
+                    f"({'; '.join(changed)}): move that run away, or give the sweep another --out"
+                )
+
+
 def _run_point(point: Point, folder: Path, threads: int) -> tuple[str, str]:
     """Train one point in its own process; (name, outcome)."""
     run = folder / point.name
@@ -141,6 +158,7 @@ def run_sweep(
     ArithlabError once the others are done if any point failed."""
     name, points = load_sweep(path)
     folder = Path(out or Path("runs") / name)
+    check_unchanged(points, folder)
     (folder / "configs").mkdir(parents=True, exist_ok=True)
     rundir.write_json(
         folder / SWEEP_FILE,
