@@ -183,6 +183,25 @@ def test_shipped_config_files_load_with_known_format_and_operation(path):
     assert operation(cfg.data.operation).symbol in get_format(cfg.data.format).operations
 
 
+def _shipped_sweeps():
+    from pathlib import Path
+
+    return sorted((Path(__file__).resolve().parent.parent / "configs" / "sweeps").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", _shipped_sweeps(), ids=lambda p: p.name)
+def test_shipped_sweep_files_load_with_every_point_checked(path):
+    from arithlab.experiments import load_sweep
+    from arithlab.formats import get_format
+    from arithlab.tasks import operation
+
+    _, points = load_sweep(path)
+    assert len(points) >= 2
+    for point in points:
+        fmt = get_format(point.config.data.format)
+        assert operation(point.config.data.operation).symbol in fmt.operations
+
+
 def test_mistake_inside_a_yaml_file_names_the_file_and_the_key(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("train:\n  max_iter: 5\n")
