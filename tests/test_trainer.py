@@ -174,6 +174,43 @@ def test_target_accuracy_stops_at_the_first_evaluation_that_reaches_it(tmp_path)
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 1
 
 
+def test_target_patience_waits_for_that_many_evaluations_in_a_row_and_survives_a_resume(tmp_path, monkeypatch):
+    from arithlab import trainer
+
+    # Validation scripted as 99%, 50%, then 99% on: the miss starts the count again, so
+    # patience 2 stops at the 4th evaluation (iteration 200), not the 2nd.
+    accuracies = iter([0.99, 0.5, 0.99, 0.99, 0.99, 0.99])
+    real_evaluate = trainer.evaluate
+
+    def scripted(*args, **kwargs):
+        summary, predictions = real_evaluate(*args, **kwargs)
+        return {**summary, "accuracy": next(accuracies)}, predictions
+
+    monkeypatch.setattr(trainer, "evaluate", scripted)
+    cfg = tiny_config(*RESUME_SETTINGS, "train.target_accuracy=0.9", "train.target_patience=2")
+    summary = json.loads((train(cfg, tmp_path / "scripted", progress=False) / "eval.json").read_text())
+    assert summary["iters"] == 200 and summary["stop_reason"] == "target_accuracy"
+    monkeypatch.undo()
+
+    # Every evaluation reaches a target of 0; killed after the first, the resumed run still
+    # stops at the third: the count is in the checkpoint.
+    cfg = tiny_config(*RESUME_SETTINGS, "train.target_accuracy=0.0", "train.target_patience=3")
+    real_step = trainer._step
+
+    def killed_at_iteration_60(*args):
+        if args[-1].iter == 60:
+            raise KeyboardInterrupt
+        real_step(*args)
+
+    monkeypatch.setattr(trainer, "_step", killed_at_iteration_60)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "cut", progress=False)
+    monkeypatch.undo()
+    assert json.loads((tmp_path / "cut" / "checkpoint" / "state.json").read_text())["evals_at_target"] == 1
+    summary = json.loads((train(cfg, tmp_path / "cut", resume=True, progress=False) / "eval.json").read_text())
+    assert summary["iters"] == 150 and summary["stop_reason"] == "target_accuracy"
+
+
 def test_random_position_offsets_train_and_leave_room_in_the_block(tmp_path):
     plain = train(
         tiny_config(*RESUME_SETTINGS, "train.max_iters=20", "train.position_offset=0"),

@@ -146,6 +146,9 @@ class TrainConfig:
     grad_clip: float = 1.0
     eval_interval: int = 250
     target_accuracy: float | None = None  # stop once validation accuracy reaches this
+    # on this many evaluations in a row: one lucky evaluation in the middle of the
+    # transition (the rate still high) can be 99% on validation and 97% on test.
+    target_patience: int = 1
     max_minutes: float | None = None  # stop (evaluate, save, test) once training has run this long
     seed: int = 0  # fixes initialization, batch order and dropout
     # Shift each training row's position ids by a random 0..position_offset (0: off);
@@ -381,6 +384,7 @@ RANGES = {
     "train.grad_clip": NON_NEGATIVE,
     "train.eval_interval": COUNT,
     "train.target_accuracy": PROBABILITY,
+    "train.target_patience": COUNT,
     "train.balance_lengths": PROBABILITY,
     "train.max_minutes": NON_NEGATIVE,
     "train.seed": NATURAL,

@@ -45,6 +45,7 @@ class TrainState:
     loss_sum: float = 0.0  # the training losses since the last evaluation, summed,
     loss_steps: int = 0  # and how many
     val_accuracy: float | None = None
+    evals_at_target: int = 0  # evaluations in a row at train.target_accuracy or above
     last_loss: float | None = None  # the mean training loss at the last evaluation
     stop_reason: str | None = None  # set at the evaluation after which training ends
 
@@ -255,7 +256,7 @@ def train_step(wrapped, model, optimizer, x, y, offsets, loss_tokens: int, grad_
 
 def _stop_reason(tc, state: TrainState, over_time: bool) -> str | None:
     """Why training ends after this evaluation, or None to go on."""
-    if tc.target_accuracy is not None and state.val_accuracy >= tc.target_accuracy:
+    if tc.target_accuracy is not None and state.evals_at_target >= tc.target_patience:
         return "target_accuracy"
     if over_time:
         return "max_minutes"
@@ -273,6 +274,8 @@ def _log_eval(cfg, run, model, tokenizer, fmt, validation, state: TrainState, te
     runs) the held-out text's perplexity, to metrics.jsonl and to the trackers (`track`)."""
     summary, _ = evaluate(model, tokenizer, fmt, validation, **decoding_options(cfg))
     state.val_accuracy = summary["accuracy"]
+    target = cfg.train.target_accuracy
+    state.evals_at_target = state.evals_at_target + 1 if target is not None and state.val_accuracy >= target else 0
     state.last_loss = state.loss_sum / max(state.loss_steps, 1)
     state.loss_sum, state.loss_steps = 0.0, 0
     row = {
