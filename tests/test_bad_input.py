@@ -317,3 +317,19 @@ def test_a_stale_lock_is_taken_over(capsys, tmp_path, trained_run):
     assert main(["train", "--resume", str(run), "--quiet"]) == 0
     assert f"took over the lock left by pid {pid}, which no longer runs" in capsys.readouterr().err
     assert not (run / ".arithlab.lock").exists()
+
+
+def test_a_reader_that_leaves_early_ends_the_command_without_a_traceback():
+    # `arithlab sweep X --dry-run | head -1`: the pipe is closed before arithlab writes.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    sweep = Path(__file__).parents[1] / "configs" / "sweeps" / "sample_efficiency_cpu.yaml"
+    done = subprocess.run(
+        [sys.executable, "-m", "arithlab", "sweep", str(sweep), "--dry-run"],
+        stdout=write_end,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
+    )
+    os.close(write_end)
+    assert done.returncode == 1 and done.stderr == ""

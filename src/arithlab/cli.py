@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -626,6 +627,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"\n{_interrupted(args)}", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader left (`arithlab sweep X --dry-run | head`): no traceback, and none
+        # either when Python flushes stdout on exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     return 0
 
 
