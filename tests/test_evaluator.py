@@ -1,4 +1,4 @@
-from arithlab.evaluator import LanguageModel, Tokenizer, score
+from arithlab.evaluator import LanguageModel, Tokenizer, digit_places, score
 from arithlab.formats import get_format
 from arithlab.model import GPT, GPTConfig
 from arithlab.tasks import Problem
@@ -34,3 +34,31 @@ def test_several_operations_are_scored_each_apart():
         "mul": {"accuracy": 0.0, "n": 1},
         "sub": {"accuracy": 1.0, "n": 1},
     }
+
+
+def test_digit_places_compare_each_place_of_the_true_answer_from_the_units_up():
+    assert digit_places(1300, 1240) == [(1, True), (2, False), (3, False), (4, True)]
+    assert digit_places(95, 495) == [(1, True), (2, True), (3, False)]  # a digit short
+    assert digit_places(None, 12) == [(1, False), (2, False)]  # nothing parsed
+    assert digit_places(-239, -239) == [(1, True), (2, True), (3, True)]
+    assert digit_places(10495, 495) == [(1, True), (2, True), (3, True)]  # extra digits are not places
+
+
+def test_by_place_counts_right_digits_of_wrong_answers_too():
+    fmt = get_format("reverse")
+    problems = [Problem("+", 542, 698), Problem("+", 366, 401), Problem("+", 5, 7)]
+    outputs = ["0031$", "737$", "21$"]  # tens and hundreds wrong; tens wrong; right
+    summary, rows = score(fmt, problems, outputs)
+    assert [r["parsed"] for r in rows] == [1300, 737, 12]
+    assert summary["by_place"] == {
+        "1": {"accuracy": 1.0, "n": 3},
+        "2": {"accuracy": 1 / 3, "n": 3},
+        "3": {"accuracy": 0.5, "n": 2},
+        "4": {"accuracy": 1.0, "n": 1},
+    }
+
+
+def test_functions_have_no_digit_places():
+    problem = Problem("sin", 5000)  # sin(0.5)
+    summary, _ = score(get_format("plain"), [problem], ["0.4794\n"])
+    assert summary["by_place"] == {}

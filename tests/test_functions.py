@@ -359,7 +359,13 @@ def test_detailed_sine_exact_match_is_its_own_value_and_tolerance_the_true_one()
 def test_integer_problems_keep_their_summary_and_rows():
     problems = [Problem("+", 128, 367), Problem("+", 2, 5)]
     summary, rows = _score("plain", problems, ["495\n", "8\n"])
-    assert list(summary) == ["accuracy", "n", "correct", "by_digits", "by_carries", "by_lengths"]
+    assert list(summary) == ["accuracy", "n", "correct", "by_digits", "by_carries", "by_lengths", "by_place"]
+    # 495 right; 2+5 answered 8: its one place wrong.
+    assert summary["by_place"] == {
+        "1": {"accuracy": 0.5, "n": 2},
+        "2": {"accuracy": 1.0, "n": 1},
+        "3": {"accuracy": 1.0, "n": 1},
+    }
     assert summary["by_lengths"] == {"1x1": {"accuracy": 0.0, "n": 1}, "3x3": {"accuracy": 1.0, "n": 1}}
     assert rows[0] == {"prompt": "128+367=", "output": "495\n", "parsed": 495, "answer": 495, "correct": True}
     assert set(rows[1]) == {"prompt", "output", "parsed", "answer", "correct"}

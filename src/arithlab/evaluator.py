@@ -177,6 +177,14 @@ def operand_lengths(problem: Problem) -> tuple[int, int] | None:
 TOLERANCES = (("within_5e-4", Fraction(5, 10**4)), ("within_5e-3", Fraction(5, 10**3)))
 
 
+def digit_places(parsed: int | None, answer: int) -> list[tuple[int, bool]]:
+    """(place, right) for each digit of the true answer's magnitude, place 1 the units:
+    whether the parsed answer has that digit there (an unparsed answer has none)."""
+    true = str(abs(answer))[::-1]
+    got = str(abs(parsed))[::-1] if parsed is not None else ""
+    return [(place, place <= len(got) and got[place - 1] == digit) for place, digit in enumerate(true, 1)]
+
+
 def _within(parsed: int | Decimal | None, true: Decimal, eps: Fraction) -> bool:
     """|parsed - true| <= eps, exactly (as fractions: no rounding of long answers)."""
     return parsed is not None and abs(Fraction(parsed) - Fraction(true)) <= eps
@@ -198,7 +206,9 @@ def score(
     Sine and square root problems add, beside `accuracy`, the share of them whose answer is
     within 5e-4 and 5e-3 of the true value cut to 4 decimals (`within_5e-4`, `within_5e-3`),
     and to their rows the format's `target` and those two verdicts; numbers in their rows
-    are exact decimal strings. Integer problems' summaries and rows are unchanged.
+    are exact decimal strings. Integer problems give instead `by_place`: the share of
+    right digits at each place of the true answer, the units first, whether or not the
+    whole answer is right.
     """
     predictions, tolerance = [], {key: [] for key, _ in TOLERANCES}
     for problem, output in zip(problems, outputs):
@@ -230,6 +240,14 @@ def score(
             # Every (digits of a, digits of b) cell, "AxB": the length-generalization heat map.
             "by_lengths": _breakdown(
                 ((operand_lengths(p), c) for p, c in zip(problems, correct)), name=lambda key: f"{key[0]}x{key[1]}"
+            ),
+            # Each digit place of the answer ("1": the units), right or not: which step of
+            # the algorithm a model has not learned yet (a plateau is often one place).
+            "by_place": _breakdown(
+                pair
+                for p, row in zip(problems, predictions)
+                if not p.is_function
+                for pair in digit_places(row["parsed"], p.answer)
             ),
         }
     )
