@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from conftest import TINY_OVERRIDES
@@ -198,6 +199,47 @@ def test_lengths_table_gives_each_cell_mean_over_seeds_and_the_weakest_cell():
         "| reverse | 1,000 | 100.0 | 98.0 | 100.0 | 2x1: 98.0 |",
     ]
     assert lengths_table([row("reverse", 500, {"3x3": 1.0})]) == ""
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (Linux: /proc)."""
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                kids.append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return kids
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the training process through /proc")
+def test_an_interrupted_point_stops_the_sweep_and_stays_resumable(tmp_path):
+    path = _sweep_file(tmp_path, {"train.max_iters": 400})
+    out = tmp_path / "runs"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "arithlab", "sweep", str(path), "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.time() + 120
+    while not list(out.glob("*/checkpoint/state.json")):
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.05)
+    for child in _children(proc.pid):  # Ctrl-C as the training process alone gets it
+        os.kill(child, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and "interrupted with 4 points not done" in stderr
+    first = out / "plain_n_train-150"
+    assert (first / "checkpoint").exists() and not (first / "error.txt").exists()  # not marked failed
+    assert not any((out / name).exists() for name in ("plain_n_train-300", "reverse_n_train-150", "reverse_n_train-300"))
+    lines = []
+    run_sweep(path, out=out, log=lines.append)  # resumes the interrupted point, then the rest
+    assert lines[-1].startswith("sweep tiny: 4 of 4 points done")
+    iters = [json.loads(line)["iter"] for line in (first / "metrics.jsonl").read_text().splitlines()]
+    assert iters == list(range(20, 401, 20))
 
 
 def test_failing_point_is_recorded_and_the_others_go_on(tmp_path):

@@ -25,8 +25,10 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import signal
 import subprocess
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,12 +131,20 @@ def check_unchanged(points: list[Point], folder: Path) -> None:
                 )
 
 
-def _run_point(point: Point, folder: Path, threads: int) -> tuple[str, str]:
-    """Train one point in its own process; (name, outcome)."""
+# How a training process that Ctrl-C stopped exits: by the re-raised SIGINT (Python), or
+# with status 130 (a shell's convention). Its checkpoint stays; the point is not failed.
+INTERRUPTED = (-signal.SIGINT, 128 + signal.SIGINT)
+
+
+def _run_point(point: Point, folder: Path, threads: int, stop: threading.Event) -> tuple[str, str]:
+    """Train one point in its own process; (name, outcome). Once `stop` is set (Ctrl-C),
+    no point starts, and the one interrupted keeps its checkpoint for the next sweep."""
     run = folder / point.name
     state = status(run)
     if state == "done":
         return point.name, "skipped (done)"
+    if stop.is_set():
+        return point.name, "not started (interrupted)"
     config_path = folder / "configs" / f"{point.name}.yaml"
     point.config.train.threads = point.config.train.threads or threads
     point.config.save(config_path)
@@ -144,6 +154,9 @@ def _run_point(point: Point, folder: Path, threads: int) -> tuple[str, str]:
     else:  # new, failed, or started without a checkpoint: from the beginning
         command += [str(config_path), "--out", str(run), "--force"]
     done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode in INTERRUPTED:
+        stop.set()
+        return point.name, "interrupted"
     if done.returncode:
         message = (done.stderr.strip().splitlines() or ["no output"])[-1]
         rundir.record_failure(run, done.stderr)
@@ -174,14 +187,22 @@ def run_sweep(
 
         outcomes = run_on_ray(points, folder, address, status)
     else:
-        threads = default_threads(jobs)
+        threads, stop = default_threads(jobs), threading.Event()
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            outcomes = pool.map(lambda p: _run_point(p, folder, threads), points)
-    failed = 0
+            try:
+                outcomes = list(pool.map(lambda p: _run_point(p, folder, threads, stop), points))
+            except KeyboardInterrupt:  # the running points stop too (Ctrl-C reaches their processes)
+                stop.set()
+                raise
+    failed = unfinished = 0
     for point_name, outcome in outcomes:
         log(f"{point_name}: {outcome}")
         failed += outcome.startswith("failed")
-    log(f"sweep {name}: {len(points) - failed} of {len(points)} points done, {failed} failed; runs in {folder}")
+        unfinished += outcome.startswith(("interrupted", "not started"))
+    done = len(points) - failed - unfinished
+    log(f"sweep {name}: {done} of {len(points)} points done, {failed} failed; runs in {folder}")
+    if unfinished:
+        raise ArithlabError(f"sweep {name} interrupted with {unfinished} points not done; run it again to resume")
     if failed:
         raise ArithlabError(f"sweep {name}: {failed} of {len(points)} points failed (each says why in its error.txt)")
     return folder
