@@ -84,6 +84,23 @@ def test_bad_sweep_key_or_value_names_the_point(tmp_path):
         load_sweep(_sweep_file(tmp_path, axes={"train.nope": [1]}))
 
 
+def _sweep_until_a_checkpoint(path, out) -> subprocess.Popen:
+    """`arithlab sweep` started in its own process (and process group), once a point has
+    written its first checkpoint."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "arithlab", "sweep", str(path), "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.time() + 120
+    while not list(out.glob("*/checkpoint/state.json")):
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.05)
+    return proc
+
+
 def test_sweep_runs_resumes_after_a_killed_run_and_reports(tmp_path):
     # Every point is also scored on one length-stratified file, disjoint from all their training sets.
     lengths_file = tmp_path / "lengths.txt"
@@ -91,16 +108,7 @@ def test_sweep_runs_resumes_after_a_killed_run_and_reports(tmp_path):
     path = _sweep_file(tmp_path, {"data.extra_test_file": str(lengths_file)})
     out = tmp_path / "runs"
     # Start the sweep in its own process and kill it while the first point trains.
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "arithlab", "sweep", str(path), "--out", str(out)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    deadline = time.time() + 120
-    while not list(out.glob("*/checkpoint/state.json")):
-        assert proc.poll() is None and time.time() < deadline
-        time.sleep(0.05)
+    proc = _sweep_until_a_checkpoint(path, out)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     interrupted = [
@@ -217,17 +225,7 @@ def _children(pid: int) -> list[int]:
 def test_an_interrupted_point_stops_the_sweep_and_stays_resumable(tmp_path):
     path = _sweep_file(tmp_path, {"train.max_iters": 400})
     out = tmp_path / "runs"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "arithlab", "sweep", str(path), "--out", str(out)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    deadline = time.time() + 120
-    while not list(out.glob("*/checkpoint/state.json")):
-        assert proc.poll() is None and time.time() < deadline
-        time.sleep(0.05)
+    proc = _sweep_until_a_checkpoint(path, out)
     for child in _children(proc.pid):  # Ctrl-C as the training process alone gets it
         os.kill(child, signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
