@@ -131,8 +131,8 @@ def check_unchanged(points: list[Point], folder: Path) -> None:
                 )
 
 
-# How a training process that Ctrl-C stopped exits: by the re-raised SIGINT (Python), or
-# with status 130 (a shell's convention). Its checkpoint stays; the point is not failed.
+# How a training process that Ctrl-C stopped exits: with status 130 (`arithlab` returns it
+# after saving the checkpoint), or killed by the SIGINT itself. The point is not failed.
 INTERRUPTED = (-signal.SIGINT, 128 + signal.SIGINT)
 
 
