@@ -1,4 +1,4 @@
-from arithlab.evaluator import LanguageModel, Tokenizer, digit_places, score
+from arithlab.evaluator import LanguageModel, Tokenizer, digit_places, first_wrong_line, score
 from arithlab.formats import get_format
 from arithlab.model import GPT, GPTConfig
 from arithlab.tasks import Problem
@@ -62,3 +62,32 @@ def test_functions_have_no_digit_places():
     problem = Problem("sin", 5000)  # sin(0.5)
     summary, _ = score(get_format("plain"), [problem], ["0.4794\n"])
     assert summary["by_place"] == {}
+
+
+def test_first_wrong_line_is_where_the_output_first_leaves_the_reference():
+    reference = "A->8 , C->0\nA->1 , C->0\nA->2 , C->0.\n218\n"
+    assert first_wrong_line(reference, reference) is None
+    assert first_wrong_line("A->5 , C->0\nA->1 , C->0\nA->5 , C->0.\n515\n", reference) == 1
+    assert first_wrong_line("A->8 , C->0\nA->1 , C->0\nA->2 , C->1.\n1218\n", reference) == 3
+    assert first_wrong_line("A->8 , C->0\n", reference) == 2  # stopped early
+    assert first_wrong_line(reference + "A->", reference) == 5  # went on past the end
+
+
+def test_scratchpads_count_wrong_answers_by_their_first_wrong_line():
+    fmt = get_format("simplified")
+    problems = [Problem("+", 215, 3), Problem("+", 428, 8), Problem("+", 215, 3), Problem("+", 50, 50)]
+    outputs = [
+        "A->8 , C->0\nA->1 , C->0\nA->2 , C->0.\n218\n",  # right
+        "A->2 , C->1\nA->3 , C->0\nA->4 , C->0.\n432\n",  # 4+8: a's hundreds read as its units
+        "A->8 , C->0\nA->1 , C->0\nA->2 , C->1.\n1218\n",  # a carry out of nothing
+        "A->0 , C->0\nA->0 , C->0.\n100\n",  # a wrong carry, and still the right answer
+    ]
+    summary, rows = score(fmt, problems, outputs)
+    assert [r["correct"] for r in rows] == [True, False, False, True]
+    assert [r["first_wrong_line"] for r in rows] == [None, 1, 3, 2]
+    assert summary["by_first_wrong_line"] == {"1": 1, "3": 1}  # wrong answers only
+
+
+def test_one_line_formats_have_no_wrong_line():
+    summary, rows = score(get_format("reverse"), [Problem("+", 5, 7)], ["31$"])
+    assert "by_first_wrong_line" not in summary and "first_wrong_line" not in rows[0]

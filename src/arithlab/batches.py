@@ -51,11 +51,6 @@ class _Rows:
         return torch.multinomial(self.weights, n, replacement=True, generator=generator)
 
 
-def _answer(fmt: Format, problem: Problem) -> str:
-    """What follows the prompt in a training sample: the answer and its end marker."""
-    return fmt.render(problem)[len(fmt.prompt(problem)) :]
-
-
 class AnswerBatches:
     def __init__(
         self,
@@ -68,7 +63,7 @@ class AnswerBatches:
         # Prompt and answer are encoded apart, so the prompt's tokens are exactly those the
         # model is given at evaluation (a BPE tokenizer could merge across the boundary).
         prompts = [tokenizer.encode(prompt_text(fmt, p)) for p in problems]
-        rows = [prompt + tokenizer.encode(_answer(fmt, p)) for prompt, p in zip(prompts, problems)]
+        rows = [prompt + tokenizer.encode(fmt.completion(p)) for prompt, p in zip(prompts, problems)]
         # Position t predicts token t+1; the loss starts at the first answer token, or at
         # the first token after the newline with loss_on: sample.
         first = [len(prompt) if loss_on == "answer" else 1 for prompt in prompts]
@@ -103,7 +98,7 @@ class PackedBatches:
         self.newline = torch.tensor(tokenizer.encode("\n"))
         samples, scored = [], []  # each sample's tokens, and which of them the loss covers
         for p in problems:
-            prompt, answer = tokenizer.encode(fmt.prompt(p)), tokenizer.encode(_answer(fmt, p))
+            prompt, answer = tokenizer.encode(fmt.prompt(p)), tokenizer.encode(fmt.completion(p))
             samples.append(prompt + answer)
             scored.append([loss_on == "sample"] * len(prompt) + [True] * len(answer))
         self.lengths = torch.tensor([len(s) for s in samples])

@@ -86,6 +86,9 @@ def _print_summary(summary: dict) -> None:
         if summary[key]:  # no carries for multiplication, division or functions
             cells = ", ".join(f"{k}: {v['accuracy']:.2%} (n={v['n']})" for k, v in summary[key].items())
             print(f"  {key}: {cells}")
+    if summary.get("by_first_wrong_line"):
+        lines = ", ".join(f"{k}: {n}" for k, n in summary["by_first_wrong_line"].items())
+        print(f"  wrong answers by their first wrong line: {lines}")
     if "text_perplexity" in summary:
         print(f"text perplexity {summary['text_perplexity']:.3f} (held-out text)")
 

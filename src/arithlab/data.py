@@ -418,7 +418,7 @@ def example_text(fmt: Format, problem: Problem, wrong: Problem | None = None) ->
     example's prompt followed by the rest of `wrong`'s sample (a wrong answer)."""
     if wrong is None:
         return fmt.render(problem)
-    return fmt.prompt(problem) + fmt.render(wrong)[len(fmt.prompt(wrong)) :]
+    return fmt.prompt(problem) + fmt.completion(wrong)
 
 
 def shot_prefix(fmt: Format, shot_set: ShotSet, k: int) -> str:

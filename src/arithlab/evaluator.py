@@ -16,8 +16,9 @@ What evaluation needs of a model and a tokenizer is named by `LanguageModel` and
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
+from itertools import zip_longest
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any, Protocol, runtime_checkable
@@ -155,7 +156,7 @@ def too_long(
     return [
         i
         for i, p in enumerate(problems)
-        if len(tokenizer.encode(prompt_text(fmt, p, reference_prompt) + fmt.render(p)[len(fmt.prompt(p)) :]))
+        if len(tokenizer.encode(prompt_text(fmt, p, reference_prompt) + fmt.completion(p)))
         > model.max_length
     ]
 
@@ -185,6 +186,16 @@ def digit_places(parsed: int | None, answer: int) -> list[tuple[int, bool]]:
     return [(place, place <= len(got) and got[place - 1] == digit) for place, digit in enumerate(true, 1)]
 
 
+def first_wrong_line(output: str, reference: str) -> int | None:
+    """The number (1: the first) of the first line of `output` that differs from the same
+    line of `reference`: the step where a scratchpad went wrong (the lines after it may
+    only carry the error on). None where the two are the same."""
+    for number, (got, want) in enumerate(zip_longest(output.split("\n"), reference.split("\n")), 1):
+        if got != want:
+            return number
+    return None
+
+
 def _within(parsed: int | Decimal | None, true: Decimal, eps: Fraction) -> bool:
     """|parsed - true| <= eps, exactly (as fractions: no rounding of long answers)."""
     return parsed is not None and abs(Fraction(parsed) - Fraction(true)) <= eps
@@ -208,7 +219,9 @@ def score(
     and to their rows the format's `target` and those two verdicts; numbers in their rows
     are exact decimal strings. Integer problems give instead `by_place`: the share of
     right digits at each place of the true answer, the units first, whether or not the
-    whole answer is right.
+    whole answer is right. Multi-line formats (the scratchpads) add to each row the first
+    line where the output leaves the reference (`first_wrong_line`), and to the summary how
+    many wrong answers go wrong first at each line (`by_first_wrong_line`).
     """
     predictions, tolerance = [], {key: [] for key, _ in TOLERANCES}
     for problem, output in zip(problems, outputs):
@@ -221,6 +234,8 @@ def score(
             "answer": _json_number(problem.answer),
             "correct": parsed == target,
         }
+        if not fmt.one_line:
+            row["first_wrong_line"] = first_wrong_line(output, fmt.completion(problem))
         if problem.is_function:
             row["target"] = _json_number(target)
             for key, eps in TOLERANCES:
@@ -251,6 +266,11 @@ def score(
             ),
         }
     )
+    if not fmt.one_line:
+        # How many wrong answers first leave the reference at each line of the scratchpad
+        # (a wrong answer always differs from it somewhere).
+        lines = Counter(row["first_wrong_line"] for row in predictions if not row["correct"])
+        summary["by_first_wrong_line"] = {str(k): lines[k] for k in sorted(lines)}
     if len({p.op for p in problems}) > 1:
         summary["by_operation"] = _breakdown((p.operation.name, c) for p, c in zip(problems, correct))
     excluded = set(excluded)

@@ -66,6 +66,10 @@ class Format:
     def render(self, problem: Problem) -> str:
         raise NotImplementedError
 
+    def completion(self, problem: Problem) -> str:
+        """What follows the prompt in a sample: the answer (and its steps) and its end marker."""
+        return self.render(problem)[len(self.prompt(problem)) :]
+
     def parse(self, text: str, problem: Problem | None = None) -> int | Decimal | None:
         """The answer in `text` (what followed the prompt), or None where it does not parse:
         an exact integer, or a decimal number (a Decimal) where `problem` is a function's
@@ -82,7 +86,7 @@ class Format:
 
     def max_new_tokens(self, problem: Problem) -> int:
         """The decoding budget: the true answer's length plus a little slack."""
-        return len(self.render(problem)) - len(self.prompt(problem)) + DECODE_SLACK
+        return len(self.completion(problem)) + DECODE_SLACK
 
     @cached_property
     def operations(self) -> tuple[str, ...]:
@@ -493,7 +497,7 @@ class Detailed(Format):
         they differ, square root), whose answer is the scratchpad's own last value."""
         if not problem.is_function:
             return problem.answer
-        return self.parse(self.render(problem)[len(self.prompt(problem)) :], problem)
+        return self.parse(self.completion(problem), problem)
 
     def is_complete(self, text: str) -> bool:
         return _line_after(text, "</scratch>\n") is not None
