@@ -115,6 +115,14 @@ CASES = [
     _set("train.max_minutes=-1", "config key train.max_minutes: -1.0 must be a finite number, at least 0"),
     _set("train.target_accuracy=2", "config key train.target_accuracy: 2.0 must be from 0 to 1"),
     pytest.param(
+        ["train", "{config}", "--out", "{tmp}/r", "--set", "train.position_gaps=2", "--set", "train.objective=packed"],
+        "config key train.position_gaps: 2 needs model.positions: learned, train.objective: answer and "
+        "train.loss_on: answer (not learned, packed, answer): the gaps go between the prompt's numbers and "
+        "before the answer of one sample a row",
+        None,
+        id="position-gaps-packed",
+    ),
+    pytest.param(
         ["train", "{config}", "--out", "{tmp}/file.txt"], "{tmp}/file.txt is a file, not a folder", _file, id="out-file"
     ),
     pytest.param(

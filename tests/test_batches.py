@@ -3,9 +3,10 @@ checked token by token on hand-made problems."""
 
 from collections import Counter
 
+import pytest
 import torch
 
-from arithlab.batches import IGNORE, AnswerBatches, PackedBatches, length_weights
+from arithlab.batches import IGNORE, AnswerBatches, PackedBatches, length_weights, number_gaps
 from arithlab.formats import get_format
 from arithlab.tasks import Problem
 from arithlab.tokenizer import CharTokenizer
@@ -100,3 +101,28 @@ def test_half_balance_draws_length_pairs_in_proportion_to_the_square_root_of_the
     x, _, _ = batches.sample(4000, torch.Generator().manual_seed(0))
     rare = sum(text(row).startswith("\n$3+") for row in x)
     assert 900 < rare < 1100
+
+
+DIGITS = torch.zeros(TOKENIZER.vocab_size, dtype=torch.bool)
+DIGITS[TOKENIZER.encode("0123456789")] = True
+
+
+@pytest.mark.parametrize(
+    "name, opens",
+    [
+        # \n$215+3=812$\n: 215 at 2, 3 at 6, the answer at 8; \n$12+345=753$: 2, 5, 9.
+        ("reverse", [[2, 6, 8], [2, 5, 9]]),
+        # \nInput:\n215+3\nTarget:\nA->8 ...: 8, 12, and the answer's A at 22; the
+        # scratchpad's digits open none.
+        ("simplified", [[8, 12, 22], [8, 11, 23]]),
+    ],
+)
+def test_position_gaps_open_before_each_number_of_the_prompt_and_before_the_answer(name, opens):
+    batches = AnswerBatches([Problem("+", 215, 3), Problem("+", 12, 345)], get_format(name), TOKENIZER)
+    x, y = batches.tokens[:, :-1], batches.targets
+    shifts = number_gaps(x, y != IGNORE, DIGITS, 5, torch.Generator().manual_seed(0))
+    draws = torch.randint(6, x.shape, generator=torch.Generator().manual_seed(0))  # the gaps' sizes
+    for row, at in enumerate(opens):
+        # Each token's shift: the gaps opened at or before it; padding keeps the last.
+        assert shifts[row].tolist() == [sum(int(draws[row, s]) for s in at if s <= t) for t in range(x.size(1))]
+        assert shifts[row, -1] > 0

@@ -40,8 +40,10 @@ def config(tmp_path_factory):
     return path
 
 
-def test_two_processes_take_the_single_process_steps(config, tmp_path):
-    short = ["train.max_iters=5", "train.eval_interval=5"]
+# Each process slices the same global batch: its random position shifts and gaps too.
+@pytest.mark.parametrize("shifts", [[], ["train.position_gaps=3"]], ids=["offsets", "offsets-and-gaps"])
+def test_two_processes_take_the_single_process_steps(config, tmp_path, shifts):
+    short = ["train.max_iters=5", "train.eval_interval=5", *shifts]
     _torchrun(config, tmp_path / "ddp", *short)
     single = train(tiny_config("train.threads=1", *short), tmp_path / "single", progress=False)
     ddp = load_file(str(tmp_path / "ddp" / "model.safetensors"))

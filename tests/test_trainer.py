@@ -86,7 +86,12 @@ RESUME_SETTINGS = [
 
 # The digit places of `coupled` positions are computed afresh at every step: resuming
 # needs no state of theirs, which the second case checks.
-POSITIONS = {"learned": [], "coupled": ["model.positions=coupled", "data.format=reverse_all"]}
+POSITIONS = {
+    "learned": [],
+    "coupled": ["model.positions=coupled", "data.format=reverse_all"],
+    # The gaps are drawn from the run's generator, which the checkpoint keeps.
+    "gaps": ["train.position_gaps=3"],
+}
 
 
 @pytest.fixture(scope="module", params=list(POSITIONS))
@@ -229,6 +234,15 @@ def test_random_position_offsets_train_and_leave_room_in_the_block(tmp_path):
     # The shifts reach the position embeddings beyond the unshifted block.
     assert shifted_weights["transformer.wpe.weight"].shape[0] == plain_weights["transformer.wpe.weight"].shape[0] + 7
     assert json.loads((shifted / "eval.json").read_text())["n"] == 50
+
+
+def test_position_gaps_train_and_leave_room_for_a_gap_before_each_number_and_the_answer(tmp_path):
+    settings = [*RESUME_SETTINGS, "train.max_iters=20", "train.position_offset=0"]
+    plain = train(tiny_config(*settings), tmp_path / "plain", progress=False)
+    gapped = train(tiny_config(*settings, "train.position_gaps=4"), tmp_path / "gapped", progress=False)
+    block = {run: rundir.load_run_config(run).model.block_size for run in (plain, gapped)}
+    assert block[gapped] == block[plain] + 3 * 4  # before a, before b, before the answer
+    assert json.loads((gapped / "eval.json").read_text())["n"] == 50
 
 
 def test_time_budget_stops_training_and_still_tests(tmp_path):

@@ -9,6 +9,9 @@ the answers whose prompt lies whole inside the row.
 `stream` (the study's): all samples joined into one text (or mixed with a text corpus:
 data.py's `training_stream`), random windows of it, loss on every character.
 
+`train.position_gaps` (answer rows only): `number_gaps` shifts the position ids by a
+random gap before each number of the prompt and before the answer.
+
 `train.loss_on: sample` widens the answer and packed losses to every token of a sample,
 its prompt included (as the study's loss does). `train.balance_lengths` (x from 0 to 1)
 draws the rows so that an operand-length pair with n training samples comes up in
@@ -82,6 +85,24 @@ class AnswerBatches:
         width = int(self.lengths[rows].max()) - 1
         real_tokens = int((self.lengths[rows] - 1).sum())
         return self.tokens[rows, :width], self.targets[rows, :width], real_tokens
+
+
+def number_gaps(
+    tokens: torch.Tensor, scored: torch.Tensor, digits: torch.Tensor, most: int, generator: torch.Generator
+) -> torch.Tensor:
+    """`train.position_gaps`: shifts (B, T) of the position ids of answer rows `tokens`
+    that grow by a random 0..`most` at the first digit of each number of the prompt and
+    at the answer's first token, so that a number's digits, and the answer, keep their
+    places relative to each other and to what follows them, and nothing else does.
+    `scored`: (B, T) where the loss covers the next token (from the prompt's last token
+    on); `digits`: which token ids are digits."""
+    B, T = tokens.shape
+    is_digit = digits[tokens]
+    after_digit = torch.cat([torch.zeros(B, 1, dtype=torch.bool), is_digit[:, :-1]], 1)
+    prompt_end = scored.int().argmax(1, keepdim=True)  # the prompt's last token predicts the answer's first
+    t = torch.arange(T)
+    starts = (is_digit & ~after_digit & (t <= prompt_end)) | (t == prompt_end + 1)
+    return (torch.randint(most + 1, (B, T), generator=generator) * starts).cumsum(1)
 
 
 class PackedBatches:

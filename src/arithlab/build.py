@@ -16,6 +16,7 @@ config.block_size, and a tokenizer with encode, decode, ids_containing and save
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import torch
@@ -126,7 +127,8 @@ def _fitted_block_size(cfg: Config, given: int | None, least: int, splits: Split
         longest = max(map(len, samples))
     else:
         longest = max(len(tokenizer.encode(s)) for s in samples)
-    fitted = longest + DECODE_SLACK + cfg.train.position_offset
+    shift = cfg.train.position_offset + _gap_room(cfg, fmt, splits)
+    fitted = longest + DECODE_SLACK + shift
     if given is None:
         # A packed row holds about 4 samples; a stream window is the study's 256 characters.
         rows = {"packed": PACKED_SAMPLES * longest, "stream": 256}.get(cfg.train.objective, 0)
@@ -134,9 +136,18 @@ def _fitted_block_size(cfg: Config, given: int | None, least: int, splits: Split
     if given < fitted:
         raise ArithlabError(
             f"config key model.block_size: {given} is too small; the longest sample needs {fitted} "
-            f"({longest} tokens, {DECODE_SLACK} to decode past it, {cfg.train.position_offset} of position shift)"
+            f"({longest} tokens, {DECODE_SLACK} to decode past it, {shift} of position shift)"
         )
     return given
+
+
+def _gap_room(cfg: Config, fmt, splits: Splits) -> int:
+    """The most that `train.position_gaps` can shift a training row: one gap before each
+    number of its prompt and one before its answer."""
+    if not cfg.train.position_gaps:
+        return 0
+    numbers = max(len(re.findall("[0-9]+", fmt.prompt(p))) for p in splits.train)
+    return cfg.train.position_gaps * (numbers + 1)
 
 
 def gpt_config(cfg: Config, tokenizer: CharTokenizer) -> GPTConfig:

@@ -154,6 +154,13 @@ class TrainConfig:
     # Shift each training row's position ids by a random 0..position_offset (0: off);
     # evaluation uses no shift. Keeps the GPT-2 architecture, helps operands of unequal length.
     position_offset: int = 0
+    # In training, a random gap of 0..position_gaps in the position ids before each number
+    # of the prompt and before the answer (the answer objective and loss, learned
+    # positions; 0: off; evaluation has no gaps).
+    # Every lookup anchored on a number's start or on the answer's position then misses,
+    # so the model finds a digit from the end of its number: the one rule right for
+    # every pair of operand lengths.
+    position_gaps: int = 0
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     threads: int | None = None  # CPU threads; None: the idle cores, up to devices.THREADS_CAP
     compile: bool = False
@@ -389,6 +396,7 @@ RANGES = {
     "train.max_minutes": NON_NEGATIVE,
     "train.seed": NATURAL,
     "train.position_offset": NATURAL,
+    "train.position_gaps": NATURAL,
     "train.threads": COUNT,
     "eval.batch_size": COUNT,
     "eval.temperature": POSITIVE,
@@ -500,6 +508,13 @@ def _check_model(cfg: Config) -> None:
         schemes = _either(name for name, scheme in POSITIONS.items() if scheme.digit_places)
         raise ArithlabError(
             f"config key model.place_table: {m.place_table} is for {schemes} places, not {m.positions} positions"
+        )
+    t = cfg.train
+    if t.position_gaps and (m.positions, t.objective, t.loss_on) != ("learned", "answer", "answer"):
+        raise ArithlabError(
+            f"config key train.position_gaps: {t.position_gaps} needs model.positions: learned, train.objective: "
+            f"answer and train.loss_on: answer (not {m.positions}, {t.objective}, {t.loss_on}): the gaps go "
+            "between the prompt's numbers and before the answer of one sample a row"
         )
     dims = with_preset(m)
     if not init_of(cfg)[0] and dims.n_embd % dims.n_head:  # a pretrained start brings its own dimensions

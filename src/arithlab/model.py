@@ -194,7 +194,8 @@ class GPT(nn.Module):
         shifts makes the absolute positions carry no meaning of their own, so the model must
         find the digits it needs by content (the operators), which is what lets a number's
         digits line up whatever the operands' lengths; for digit places, it trains the
-        embeddings of places beyond the longest training number.
+        embeddings of places beyond the longest training number. `offsets` (B, T) shift each
+        token's position id (`train.position_gaps`: batches.number_gaps).
         """
         T = idx.size(1)
         end = (cache.length if cache is not None else 0) + T + (int(offsets.max()) if offsets is not None else 0)

@@ -85,7 +85,9 @@ class Learned(Positions):
     def ids(self, idx, model, cache, offsets):
         start = cache.length if cache is not None else 0
         ids = torch.arange(start, start + idx.size(1), device=idx.device)
-        return ids if offsets is None else ids + offsets[:, None]
+        if offsets is None:
+            return ids
+        return ids + (offsets if offsets.dim() == 2 else offsets[:, None])  # per token, or per row
 
 
 class NoPositions(Positions):

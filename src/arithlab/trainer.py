@@ -22,7 +22,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from arithlab import build, devices, distributed, rundir, trackers
-from arithlab.batches import IGNORE, AnswerBatches, PackedBatches, StreamBatches
+from arithlab.batches import IGNORE, AnswerBatches, PackedBatches, StreamBatches, number_gaps
 from arithlab.config import SAME_RESULTS, Config, check, continued, get
 from arithlab.data import Splits, Text, build_splits, describe, describe_text, read_text, training_stream
 from arithlab.errors import ArithlabError, notice
@@ -222,10 +222,14 @@ def _step(tc, wrapped, model, optimizer, batches, generator, device: str, autoca
         group["lr"] = learning_rate(state.iter, tc)
     # The global batch (the same in every process), then this process's rows of it.
     x, y, real_tokens = batches.sample(tc.batch_size, generator)
-    offsets = None
+    offsets = None  # drawn for the whole batch, so that every process draws alike
     if tc.position_offset:
-        offsets = distributed.my_slice(torch.randint(tc.position_offset + 1, (x.size(0),), generator=generator))
-        offsets = offsets.to(device)
+        offsets = torch.randint(tc.position_offset + 1, (x.size(0),), generator=generator)
+    if tc.position_gaps:
+        gaps = number_gaps(x, y != IGNORE, model.digits.cpu(), tc.position_gaps, generator)
+        offsets = gaps if offsets is None else gaps + offsets[:, None]
+    if offsets is not None:
+        offsets = distributed.my_slice(offsets).to(device)
     loss_tokens = int((y != IGNORE).sum())
     x, y = distributed.my_slice(x).to(device), distributed.my_slice(y).to(device)
     loss = train_step(wrapped, model, optimizer, x, y, offsets, loss_tokens, tc.grad_clip, autocast)
