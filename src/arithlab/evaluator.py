@@ -18,9 +18,9 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
-from itertools import zip_longest
 from decimal import Decimal
 from fractions import Fraction
+from itertools import zip_longest
 from typing import Any, Protocol, runtime_checkable
 
 import torch
