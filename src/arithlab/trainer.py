@@ -222,15 +222,16 @@ def _step(tc, wrapped, model, optimizer, batches, generator, device: str, autoca
         group["lr"] = learning_rate(state.iter, tc)
     # The global batch (the same in every process), then this process's rows of it.
     x, y, real_tokens = batches.sample(tc.batch_size, generator)
+    scored = y != IGNORE
     offsets = None  # drawn for the whole batch, so that every process draws alike
     if tc.position_offset:
         offsets = torch.randint(tc.position_offset + 1, (x.size(0),), generator=generator)
     if tc.position_gaps:
-        gaps = number_gaps(x, y != IGNORE, model.digits.cpu(), tc.position_gaps, generator)
+        gaps = number_gaps(x, scored, model.digits.cpu(), tc.position_gaps, generator)
         offsets = gaps if offsets is None else gaps + offsets[:, None]
     if offsets is not None:
         offsets = distributed.my_slice(offsets).to(device)
-    loss_tokens = int((y != IGNORE).sum())
+    loss_tokens = int(scored.sum())
     x, y = distributed.my_slice(x).to(device), distributed.my_slice(y).to(device)
     loss = train_step(wrapped, model, optimizer, x, y, offsets, loss_tokens, tc.grad_clip, autocast)
     state.iter += 1
