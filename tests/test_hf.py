@@ -156,6 +156,8 @@ def test_hf_config_mistakes_are_one_line_errors(tiny_gpt2, tmp_path):
         train(hf_config(tiny_gpt2, "model.n_embd=64"), tmp_path / "c", progress=False)
     with pytest.raises(ArithlabError, match="hf:.*nowhere: cannot load its "):
         train(hf_config(tmp_path / "nowhere"), tmp_path / "d", progress=False)
+    with pytest.raises(ArithlabError, match="train.position_gaps: 1 needs arithlab's own model, not model.init: hf:"):
+        train(hf_config(tiny_gpt2, "train.position_gaps=1"), tmp_path / "e", progress=False)
 
 
 # --- pretrain, then fine-tune: our own models (run:) --------------------------------
