@@ -13,6 +13,7 @@ import pytest
 from conftest import TINY_OVERRIDES
 from test_report_html import check_self_contained
 
+from arithlab.cli import main
 from arithlab.data import length_test, write_problems
 from arithlab.errors import ArithlabError
 from arithlab.experiments import describe_points, load_sweep, run_sweep
@@ -64,6 +65,21 @@ def test_points_are_the_product_of_axes_and_linked_settings(tmp_path):
     ]
     assert len({p.name for p in points}) == 4
     assert len(describe_points(_sweep_file(tmp_path))) == 4
+
+
+def test_only_runs_the_points_its_patterns_name(tmp_path, capsys):
+    path, out = _sweep_file(tmp_path), tmp_path / "runs"
+    assert main(["sweep", str(path), "--dry-run", "--only", "reverse_*", "--only", "*-150"]) == 0
+    listed = [line.split(":")[0] for line in capsys.readouterr().out.splitlines()]
+    assert listed == ["plain_n_train-150", "reverse_n_train-150", "reverse_n_train-300"]
+    lines = []
+    run_sweep(path, out=out, log=lines.append, only=["plain_n_train-300"])
+    assert [p.parent.name for p in out.glob("*/eval.json")] == ["plain_n_train-300"]
+    assert lines[-1].startswith("sweep tiny: 1 of 1 points done")
+    # The sweep's record still names every point, so that a report sees the whole grid.
+    assert len(json.loads((out / "sweep.json").read_text())["points"]) == 4
+    with pytest.raises(ArithlabError, match=r"--only detailed_\*: matches no point of .*sweep.yaml"):
+        run_sweep(path, out=out, only=["reverse_*", "detailed_*"])
 
 
 def test_figure_lines_follow_linked_groups_that_share_a_format(tmp_path):

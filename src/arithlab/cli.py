@@ -471,6 +471,7 @@ def add_sweep(verbs) -> None:
         "run a grid of runs (resumable; local or on a Ray cluster)",
         "arithlab sweep configs/sweeps/sample_efficiency_cpu.yaml --jobs 2",
         "arithlab sweep configs/sweeps/sample_efficiency_cpu.yaml --dry-run",
+        "arithlab sweep configs/sweeps/sample_efficiency_cpu.yaml --jobs 2 --only 'reverse_*'",
         "arithlab sweep SWEEP.yaml --backend ray --address auto",
     )
     p.add_argument("sweep", type=Path, help="sweep YAML (base config, axes, linked settings)")
@@ -479,6 +480,12 @@ def add_sweep(verbs) -> None:
     p.add_argument("--address", help="Ray cluster address (default: start a local Ray instance)")
     _shared(p, "--out", help="sweep folder (default: runs/NAME)")
     p.add_argument("--dry-run", action="store_true", help="list the points and exit")
+    p.add_argument(
+        "--only",
+        action="append",
+        metavar="PATTERN",
+        help="run (or list) only the points whose names match this shell pattern; repeatable",
+    )
     p.set_defaults(func=cmd_sweep)
 
 
@@ -488,9 +495,9 @@ def cmd_sweep(args) -> None:
     if args.jobs < 1:
         raise ArithlabError(f"--jobs {args.jobs}: must be at least 1")
     if args.dry_run:
-        print("\n".join(describe_points(args.sweep)))
+        print("\n".join(describe_points(args.sweep, args.only)))
         return
-    run_sweep(args.sweep, args.jobs, args.out, args.backend, args.address)
+    run_sweep(args.sweep, args.jobs, args.out, args.backend, args.address, only=args.only)
 
 
 def add_report(verbs) -> None:

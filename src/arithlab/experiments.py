@@ -17,11 +17,14 @@ Ctrl-C costs at most the work since each run's last checkpoint; a failing point 
 recorded (its `error.txt`) and the others go on. Each point runs as its own process. A
 point whose run was trained with other settings than the sweep file now gives (the file
 was edited) stops the sweep before anything runs: skipping it would mix two recipes in one
-table, and replacing it would throw away a run.
+table, and replacing it would throw away a run. `only` (shell patterns on the point
+names, `--only 'reverse_*'`) runs part of a sweep: one machine a row, or the points that
+matter first.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import itertools
 import json
 import re
@@ -107,6 +110,17 @@ def load_sweep(path: Path) -> tuple[str, list[Point]]:
     return name, points
 
 
+def select(points: list[Point], only: list[str] | None, path: Path) -> list[Point]:
+    """The points whose names match one of the shell patterns `only` (all when None), in
+    the sweep's order; an ArithlabError for a pattern that matches none."""
+    if not only:
+        return points
+    for pattern in only:
+        if not any(fnmatch.fnmatchcase(p.name, pattern) for p in points):
+            raise ArithlabError(f"--only {pattern}: matches no point of {path} (their names: arithlab sweep --dry-run)")
+    return [p for p in points if any(fnmatch.fnmatchcase(p.name, pattern) for pattern in only)]
+
+
 def status(run: Path) -> str:
     if (run / rundir.EVAL).exists():
         return "done"
@@ -165,11 +179,18 @@ def _run_point(point: Point, folder: Path, threads: int, stop: threading.Event) 
 
 
 def run_sweep(
-    path: Path, jobs: int = 1, out: Path | None = None, backend: str = "local", address: str | None = None, log=print
+    path: Path,
+    jobs: int = 1,
+    out: Path | None = None,
+    backend: str = "local",
+    address: str | None = None,
+    log=print,
+    only: list[str] | None = None,
 ) -> Path:
-    """Run every point of the sweep at `path`; returns the sweep's folder, or raises an
-    ArithlabError once the others are done if any point failed."""
-    name, points = load_sweep(path)
+    """Run every point of the sweep at `path` (those `only` selects); returns the sweep's
+    folder, or raises an ArithlabError once the others are done if any point failed."""
+    name, every = load_sweep(path)
+    points = select(every, only, path)
     folder = Path(out or Path("runs") / name)
     check_unchanged(points, folder)
     (folder / "configs").mkdir(parents=True, exist_ok=True)
@@ -178,8 +199,8 @@ def run_sweep(
         {
             "name": name,
             "sweep_file": str(path),
-            "axes": sorted({key for p in points for key in p.settings}),
-            "points": [{"name": p.name, "settings": p.settings} for p in points],
+            "axes": sorted({key for p in every for key in p.settings}),
+            "points": [{"name": p.name, "settings": p.settings} for p in every],
         },
     )
     if backend == "ray":
@@ -208,7 +229,7 @@ def run_sweep(
     return folder
 
 
-def describe_points(path: Path) -> list[str]:
-    """One line per point, for --dry-run."""
+def describe_points(path: Path, only: list[str] | None = None) -> list[str]:
+    """One line per point (those `only` selects), for --dry-run."""
     _, points = load_sweep(path)
-    return [f"{p.name}: {json.dumps(p.settings)}" for p in points]
+    return [f"{p.name}: {json.dumps(p.settings)}" for p in select(points, only, path)]
