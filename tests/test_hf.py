@@ -158,6 +158,8 @@ def test_hf_config_mistakes_are_one_line_errors(tiny_gpt2, tmp_path):
         train(hf_config(tmp_path / "nowhere"), tmp_path / "d", progress=False)
     with pytest.raises(ArithlabError, match="train.position_gaps: 1 needs arithlab's own model, not model.init: hf:"):
         train(hf_config(tiny_gpt2, "train.position_gaps=1"), tmp_path / "e", progress=False)
+    with pytest.raises(ArithlabError, match="model.positions: abacus needs arithlab's own model, not model.init: hf:"):
+        train(hf_config(tiny_gpt2, "model.positions=abacus", "data.format=reverse_all"), tmp_path / "f", progress=False)
 
 
 # --- pretrain, then fine-tune: our own models (run:) --------------------------------

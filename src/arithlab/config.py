@@ -516,13 +516,14 @@ def _check_model(cfg: Config) -> None:
             f"answer and train.loss_on: answer (not {m.positions}, {t.objective}, {t.loss_on}): the gaps go "
             "between the prompt's numbers and before the answer of one sample a row"
         )
-    if t.position_gaps and init_of(cfg)[0] == "hf":
-        # A pretrained tokenizer may merge digits into one token, and the gaps find numbers
-        # by their digit tokens; the Hugging Face model takes one shift a row, not a shift a token.
-        raise ArithlabError(
-            f"config key train.position_gaps: {t.position_gaps} needs arithlab's own model, not model.init: "
-            f"{cfg.model.init}"
-        )
+    if init_of(cfg)[0] == "hf":
+        # A pretrained GPT-2 brings its own learned positions: one shift a row at most. The
+        # gaps and digit places find digits by their tokens, which its tokenizer may merge.
+        own = f"needs arithlab's own model, not model.init: {m.init}"
+        if m.positions != "learned":
+            raise ArithlabError(f"config key model.positions: {m.positions} {own}")
+        if t.position_gaps:
+            raise ArithlabError(f"config key train.position_gaps: {t.position_gaps} {own}")
     dims = with_preset(m)
     if not init_of(cfg)[0] and dims.n_embd % dims.n_head:  # a pretrained start brings its own dimensions
         raise ArithlabError(f"model: n_embd {dims.n_embd} is not a multiple of n_head {dims.n_head}")
