@@ -216,6 +216,60 @@ def test_target_patience_waits_for_that_many_evaluations_in_a_row_and_survives_a
     assert summary["iters"] == 150 and summary["stop_reason"] == "target_accuracy"
 
 
+def _scripted_validation(monkeypatch, accuracies):
+    """trainer.evaluate, with each validation's accuracy taken from `accuracies` in turn
+    (the test's own evaluation untouched: it has more problems)."""
+    from arithlab import evaluator, trainer
+
+    scores, real_evaluate = iter(accuracies), evaluator.evaluate
+
+    def scripted(model, tokenizer, fmt, problems, **kwargs):
+        summary, predictions = real_evaluate(model, tokenizer, fmt, problems, **kwargs)
+        return ({**summary, "accuracy": next(scores)} if len(problems) == 20 else summary), predictions
+
+    monkeypatch.setattr(trainer, "evaluate", scripted)
+
+
+def test_keep_best_tests_the_latest_best_validation_weights_and_resumes_exactly(tmp_path, monkeypatch):
+    from arithlab import trainer
+
+    # Validations at 50, 100, ..., 300: the best (0.9) at 100 and again at 150; the run's
+    # weights are those of iteration 150, not 300.
+    scores = [0.2, 0.9, 0.9, 0.5, 0.3, 0.1]
+    cfg = tiny_config(*RESUME_SETTINGS, "train.keep_best=true")
+    _scripted_validation(monkeypatch, scores)
+    whole = train(cfg, tmp_path / "whole", progress=False)
+    summary = json.loads((whole / "eval.json").read_text())
+    assert (summary["iters"], summary["best_iter"], summary["best_val_accuracy"]) == (300, 150, 0.9)
+
+    # The same run stopped at iteration 160: its checkpoint holds iteration 150's weights.
+    _scripted_validation(monkeypatch, scores[:3])
+    real_step = trainer._step
+
+    def killed_at_iteration_160(*args):
+        if args[-1].iter == 160:
+            raise KeyboardInterrupt
+        real_step(*args)
+
+    monkeypatch.setattr(trainer, "_step", killed_at_iteration_160)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "cut", progress=False)
+    at_150 = load_file(str(tmp_path / "cut" / "checkpoint" / "model.safetensors"))
+    kept = load_file(str(whole / "model.safetensors"))
+    last = load_file(str(whole / "checkpoint" / "model.safetensors"))
+    assert kept.keys() == at_150.keys()
+    assert all(torch.equal(kept[k], at_150[k]) for k in kept)
+    assert not all(torch.equal(kept[k], last[k]) for k in kept)
+
+    # Resumed, it keeps the best from before the stop and ends as the whole run did.
+    monkeypatch.setattr(trainer, "_step", real_step)
+    _scripted_validation(monkeypatch, scores[3:])
+    resumed = train(cfg, tmp_path / "cut", resume=True, progress=False)
+    weights = load_file(str(resumed / "model.safetensors"))
+    assert all(torch.equal(kept[k], weights[k]) for k in kept)
+    assert json.loads((resumed / "eval.json").read_text())["best_iter"] == 150
+
+
 def test_random_position_offsets_train_and_leave_room_in_the_block(tmp_path):
     plain = train(
         tiny_config(*RESUME_SETTINGS, "train.max_iters=20", "train.position_offset=0"),

@@ -149,6 +149,10 @@ class TrainConfig:
     # on this many evaluations in a row: one lucky evaluation in the middle of the
     # transition (the rate still high) can be 99% on validation and 97% on test.
     target_patience: int = 1
+    # Test (and save) the weights of the best validation score, the latest of equal ones,
+    # not the last step's: late in a run a rare length pair can come and go between two
+    # evaluations (99% validation, then 89% at the last one).
+    keep_best: bool = False
     max_minutes: float | None = None  # stop (evaluate, save, test) once training has run this long
     seed: int = 0  # fixes initialization, batch order and dropout
     # Shift each training row's position ids by a random 0..position_offset (0: off);

@@ -31,6 +31,7 @@ CONFIG, VOCAB, WEIGHTS, METRICS = "config.yaml", "vocab.json", "model.safetensor
 EVAL, PREDICTIONS, DATA, ENV, ERROR = "eval.json", "predictions.jsonl", "data.json", "env.json", "error.txt"
 CHECKPOINT = "checkpoint"
 OPTIMIZER, STATE = "optimizer.safetensors", "state.json"  # in the checkpoint, beside its weights
+BEST = "best.safetensors"  # in the checkpoint: the best validation's weights (train.keep_best)
 FEWSHOT = "fewshot.json"  # few-shot results, one entry per variant
 TEXT_HELDOUT = "text_heldout.txt"  # text-mixed runs: the held-out text perplexity is measured on
 SPLIT_FILES = {"train": "train.txt", "validation": "validation.txt", "test": "test.txt"}
@@ -210,12 +211,21 @@ def environment(device: str) -> dict:
 
 
 def save_checkpoint(
-    run: Path, model: nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator, state: dict
+    run: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    state: dict,
+    best: dict[str, torch.Tensor] | None = None,
 ) -> None:
+    """The whole training state in one folder, swapped in at once; `best` (a state dict)
+    is kept beside the weights."""
     tmp = run / (CHECKPOINT + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     save_model(model, str(tmp / WEIGHTS))
+    if best is not None:
+        save_file(best, str(tmp / BEST))
     opt = optimizer.state_dict()
     tensors = {
         f"{pid}.{name}": value.contiguous() for pid, values in opt["state"].items() for name, value in values.items()
@@ -244,6 +254,12 @@ def load_checkpoint(run: Path, model: nn.Module, optimizer: torch.optim.Optimize
     except (KeyError, ValueError, RuntimeError) as err:
         raise ArithlabError(f"{folder}: checkpoint does not fit this run ({type(err).__name__}: {err})") from None
     return state
+
+
+def load_best(run: Path) -> dict[str, torch.Tensor] | None:
+    """The best validation's weights the checkpoint keeps (train.keep_best), or None."""
+    path = run / CHECKPOINT / BEST
+    return _read_safetensors(path, "best weights", load_file) if path.exists() else None
 
 
 def _restore(tensors: dict, param_groups: list, model: nn.Module, optimizer, generator: torch.Generator) -> None:

@@ -47,6 +47,8 @@ class TrainState:
     val_accuracy: float | None = None
     evals_at_target: int = 0  # evaluations in a row at train.target_accuracy or above
     last_loss: float | None = None  # the mean training loss at the last evaluation
+    best_accuracy: float | None = None  # train.keep_best: the best validation so far,
+    best_iter: int | None = None  # and the (latest) iteration that had it
     stop_reason: str | None = None  # set at the evaluation after which training ends
 
     @classmethod
@@ -97,6 +99,7 @@ def _train(cfg: Config, run: Path, resume: bool, progress: bool, device: str) ->
     generator = torch.Generator().manual_seed(tc.seed)
     fmt = get_format(cfg.data.format)
     model, optimizer, state = _model_and_state(cfg, run, resume, tokenizer, device, generator)
+    best = rundir.load_best(run) if resume and main else None  # train.keep_best's weights so far
     batches = _batches(cfg, splits, tokenizer, text)
     if resume and main:
         rundir.trim_metrics(run, state.iter)
@@ -123,18 +126,23 @@ def _train(cfg: Config, run: Path, resume: bool, progress: bool, device: str) ->
             if interrupted:
                 # Only between steps: the checkpoint then holds a whole step, no half of one.
                 if main:
-                    _save_checkpoint(run, model, optimizer, generator, state)
+                    _save_checkpoint(run, model, optimizer, generator, state, best)
                 bar.close()
                 raise KeyboardInterrupt
             if state.iter % tc.eval_interval == 0 or state.iter >= tc.max_iters or over_time:
                 if main:
                     _log_eval(cfg, run, model, tokenizer, fmt, splits.validation, state, text, track)
                     bar.set_postfix(loss=f"{state.last_loss:.4f}", val_acc=f"{state.val_accuracy:.3f}")
+                    if tc.keep_best and (state.best_accuracy is None or state.val_accuracy >= state.best_accuracy):
+                        best = {name: value.detach().to("cpu", copy=True) for name, value in model.state_dict().items()}
+                        state.best_accuracy, state.best_iter = state.val_accuracy, state.iter
                 state.stop_reason = distributed.from_main(_stop_reason(tc, state, over_time) if main else None)
                 if main:
-                    _save_checkpoint(run, model, optimizer, generator, state)
+                    _save_checkpoint(run, model, optimizer, generator, state, best)
     bar.close()
     if main:
+        if best is not None:  # train.keep_best: the best validation's weights are the run's
+            model.load_state_dict(best)
         _finish(cfg, run, model, tokenizer, fmt, splits, state, text)
     distributed.barrier()  # the others wait for process 0's test, then all leave together
     return run
@@ -270,8 +278,8 @@ def _stop_reason(tc, state: TrainState, over_time: bool) -> str | None:
     return None
 
 
-def _save_checkpoint(run: Path, model, optimizer, generator: torch.Generator, state: TrainState) -> None:
-    rundir.save_checkpoint(run, model, optimizer, generator, dataclasses.asdict(state))
+def _save_checkpoint(run: Path, model, optimizer, generator: torch.Generator, state: TrainState, best) -> None:
+    rundir.save_checkpoint(run, model, optimizer, generator, dataclasses.asdict(state), best)
 
 
 def _log_eval(cfg, run, model, tokenizer, fmt, validation, state: TrainState, text: Text | None, track) -> None:
@@ -312,6 +320,8 @@ def _finish(cfg, run, model, tokenizer, fmt, splits, state: TrainState, text: Te
         stop_reason=state.stop_reason,
         processes=distributed.world_size(),
     )
+    if cfg.train.keep_best:
+        summary.update(best_iter=state.best_iter, best_val_accuracy=state.best_accuracy)
     if text is not None:
         summary["text_perplexity"] = perplexity(model, tokenizer, text.heldout)
     if splits.extra_test:
