@@ -179,6 +179,24 @@ def test_target_accuracy_stops_at_the_first_evaluation_that_reaches_it(tmp_path)
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 1
 
 
+def _train_until(cfg, out, iteration, monkeypatch):
+    """Train `cfg` into `out`, stopped (KeyboardInterrupt, no checkpoint of its own) before
+    step `iteration`; returns trainer._step as it was."""
+    from arithlab import trainer
+
+    real_step = trainer._step
+
+    def stopped(*args):
+        if args[-1].iter == iteration:
+            raise KeyboardInterrupt
+        real_step(*args)
+
+    monkeypatch.setattr(trainer, "_step", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, out, progress=False)
+    return real_step
+
+
 def test_target_patience_waits_for_that_many_evaluations_in_a_row_and_survives_a_resume(tmp_path, monkeypatch):
     from arithlab import trainer
 
@@ -200,16 +218,7 @@ def test_target_patience_waits_for_that_many_evaluations_in_a_row_and_survives_a
     # Every evaluation reaches a target of 0; killed after the first, the resumed run still
     # stops at the third: the count is in the checkpoint.
     cfg = tiny_config(*RESUME_SETTINGS, "train.target_accuracy=0.0", "train.target_patience=3")
-    real_step = trainer._step
-
-    def killed_at_iteration_60(*args):
-        if args[-1].iter == 60:
-            raise KeyboardInterrupt
-        real_step(*args)
-
-    monkeypatch.setattr(trainer, "_step", killed_at_iteration_60)
-    with pytest.raises(KeyboardInterrupt):
-        train(cfg, tmp_path / "cut", progress=False)
+    _train_until(cfg, tmp_path / "cut", 60, monkeypatch)
     monkeypatch.undo()
     assert json.loads((tmp_path / "cut" / "checkpoint" / "state.json").read_text())["evals_at_target"] == 1
     summary = json.loads((train(cfg, tmp_path / "cut", resume=True, progress=False) / "eval.json").read_text())
@@ -244,16 +253,7 @@ def test_keep_best_tests_the_latest_best_validation_weights_and_resumes_exactly(
 
     # The same run stopped at iteration 160: its checkpoint holds iteration 150's weights.
     _scripted_validation(monkeypatch, scores[:3])
-    real_step = trainer._step
-
-    def killed_at_iteration_160(*args):
-        if args[-1].iter == 160:
-            raise KeyboardInterrupt
-        real_step(*args)
-
-    monkeypatch.setattr(trainer, "_step", killed_at_iteration_160)
-    with pytest.raises(KeyboardInterrupt):
-        train(cfg, tmp_path / "cut", progress=False)
+    real_step = _train_until(cfg, tmp_path / "cut", 160, monkeypatch)
     at_150 = load_file(str(tmp_path / "cut" / "checkpoint" / "model.safetensors"))
     kept = load_file(str(whole / "model.safetensors"))
     last = load_file(str(whole / "checkpoint" / "model.safetensors"))
