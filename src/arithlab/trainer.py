@@ -306,7 +306,8 @@ def _log_eval(cfg, run, model, tokenizer, fmt, validation, state: TrainState, te
 
 
 def _finish(cfg, run, model, tokenizer, fmt, splits, state: TrainState, text: Text | None = None) -> None:
-    """The final weights and the test evaluation."""
+    """The run's weights (the last step's, or with train.keep_best those the caller put back)
+    and the test evaluation."""
     rundir.save_weights(model, run / rundir.WEIGHTS)
     if getattr(model, "lora", False):  # the adapter alone too, as peft reads it
         model.save_adapter(run / ADAPTER_DIR)
