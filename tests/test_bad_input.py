@@ -111,6 +111,7 @@ CASES = [
     _set("train.lr=inf", "config key train.lr: inf must be a finite number above 0"),
     _set("train.threads=-1", "config key train.threads: -1 must be at least 1"),
     _set("model.dropout=1.5", "config key model.dropout: 1.5 must be at least 0 and below 1"),
+    _set("model.init_std=0", "config key model.init_std: 0.0 must be a finite number above 0"),
     _set("train.max_iters=-5", "config key train.max_iters: -5 must be at least 1"),
     _set("train.max_minutes=-1", "config key train.max_minutes: -1.0 must be a finite number, at least 0"),
     _set("train.target_accuracy=2", "config key train.target_accuracy: 2.0 must be from 0 to 1"),

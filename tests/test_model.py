@@ -60,6 +60,16 @@ def test_sequence_longer_than_block_size_is_refused():
         model(torch.zeros((1, 49), dtype=torch.long))
 
 
+@pytest.mark.parametrize("std", [0.02, 0.05])
+def test_init_std_sets_the_spread_of_the_random_weights(std):
+    model = _model(n_layer=2, n_embd=128, init_std=std)
+    wte, c_proj = model.transformer.wte.weight.detach(), model.transformer.h[0].attn.c_proj.weight.detach()
+    # GPT-2's scheme at this scale: every matrix at std, the residual projections at std / sqrt(2 n_layer).
+    assert float(wte.std()) == pytest.approx(std, rel=0.05)
+    assert float(c_proj.std()) == pytest.approx(std / 2, rel=0.05)
+    assert float(model.transformer.h[0].attn.c_attn.bias.abs().max()) == 0.0
+
+
 def test_nanogpt_preset_has_the_studys_size():
     # The study's NanoGPT: 6 layers, 6 heads, 384 wide, about 10.6M parameters.
     model = GPT(GPTConfig(vocab_size=96, block_size=256, **PRESETS["nanogpt"]))

@@ -161,6 +161,7 @@ def gpt_config(cfg: Config, tokenizer: CharTokenizer) -> GPTConfig:
         n_embd=m.n_embd,
         dropout=m.dropout,
         bias=m.bias,
+        init_std=m.init_std,
         positions=m.positions,
         place_table=m.place_table,
         digit_ids=tuple(tokenizer.encode("0123456789")),

@@ -28,6 +28,7 @@ class GPTConfig:
     n_embd: int = 128
     dropout: float = 0.0
     bias: bool = True
+    init_std: float = 0.02  # of the random initial weights
     positions: str = "learned"  # a scheme of positions.POSITIONS
     place_table: str = "learned"  # one of positions.PLACE_TABLES
     # Token ids of the characters 0-9, `=` and newline, which digit places are read from.
@@ -162,18 +163,20 @@ class GPT(nn.Module):
         if codes is not None:
             self.register_buffer("place_codes", codes, persistent=False)
         self.lm_head.weight = self.transformer.wte.weight  # tied embeddings
-        self.apply(self._init_weights)
+        self._init_weights(config.init_std)
+
+    def _init_weights(self, std: float) -> None:
+        def init(module: nn.Module) -> None:
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(module.weight, mean=0.0, std=std)
+            if isinstance(module, nn.Linear) and module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+        self.apply(init)  # children first: the order (and so each seed's weights) of before
         # GPT-2's scaled init of the residual projections.
         for name, p in self.named_parameters():
             if name.endswith("c_proj.weight"):
-                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            nn.init.zeros_(module.bias)
+                nn.init.normal_(p, mean=0.0, std=std / math.sqrt(2 * self.config.n_layer))
 
     @property
     def max_length(self) -> int | None:
