@@ -148,7 +148,9 @@ def test_sweep_runs_resumes_after_a_killed_run_and_reports(tmp_path):
     edited = json.loads(path.read_text())
     edited["linked"][1]["train.lr"] = 5e-3
     path.write_text(json.dumps(edited))
-    with pytest.raises(ArithlabError, match=r"reverse_n_train-150 was trained with other settings.*train\.lr: 0\.004, now 0\.005"):
+    with pytest.raises(
+        ArithlabError, match=r"reverse_n_train-150 was trained with other settings.*train\.lr: 0\.004, now 0\.005"
+    ):
         run_sweep(path, jobs=2, out=out, log=again.append)
     assert len(list(out.glob("*/eval.json"))) == 4
     path.write_text(json.dumps({**edited, "linked": [edited["linked"][0], {**edited["linked"][1], "train.lr": 4e-3}]}))
@@ -248,7 +250,9 @@ def test_an_interrupted_point_stops_the_sweep_and_stays_resumable(tmp_path):
     assert proc.returncode == 2 and "interrupted with 4 points not done" in stderr
     first = out / "plain_n_train-150"
     assert (first / "checkpoint").exists() and not (first / "error.txt").exists()  # not marked failed
-    assert not any((out / name).exists() for name in ("plain_n_train-300", "reverse_n_train-150", "reverse_n_train-300"))
+    assert not any(
+        (out / name).exists() for name in ("plain_n_train-300", "reverse_n_train-150", "reverse_n_train-300")
+    )
     lines = []
     run_sweep(path, out=out, log=lines.append)  # resumes the interrupted point, then the rest
     assert lines[-1].startswith("sweep tiny: 4 of 4 points done")

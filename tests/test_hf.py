@@ -189,7 +189,9 @@ def test_fine_tune_starts_from_the_pretrained_run(tmp_path):
 
 
 def test_pretrained_run_mismatch_names_the_key(tmp_path):
-    source = train(tiny_config("train.max_iters=1", "train.eval_interval=1", "model.n_embd=64"), tmp_path / "s", progress=False)
+    source = train(
+        tiny_config("train.max_iters=1", "train.eval_interval=1", "model.n_embd=64"), tmp_path / "s", progress=False
+    )
     with pytest.raises(ArithlabError, match="model.n_embd: 32 does not match the pretrained run's 64"):
         train(tiny_config(f"model.init=run:{source}", "model.n_embd=32"), tmp_path / "t", progress=False)
     model = GPT(GPTConfig(vocab_size=CharTokenizer().vocab_size, block_size=64, n_layer=3, n_head=4, n_embd=64))

@@ -212,7 +212,9 @@ def test_every_encoding_trains_saves_and_reloads(encoding, tmp_path):
 
 
 def test_digit_places_need_numbers_written_least_significant_digit_first(tmp_path):
-    with pytest.raises(ArithlabError, match="needs data.format reverse_all or reverse_pad or partial_products, not reverse"):
+    with pytest.raises(
+        ArithlabError, match="needs data.format reverse_all or reverse_pad or partial_products, not reverse"
+    ):
         train(tiny_config("model.positions=abacus", "data.format=reverse"), tmp_path / "run", progress=False)
 
 

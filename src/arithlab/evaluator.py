@@ -156,8 +156,7 @@ def too_long(
     return [
         i
         for i, p in enumerate(problems)
-        if len(tokenizer.encode(prompt_text(fmt, p, reference_prompt) + fmt.completion(p)))
-        > model.max_length
+        if len(tokenizer.encode(prompt_text(fmt, p, reference_prompt) + fmt.completion(p))) > model.max_length
     ]
 
 
