@@ -67,7 +67,7 @@ def test_init_std_sets_the_spread_of_the_random_weights(std):
     # GPT-2's scheme at this scale: every matrix at std, the residual projections at std / sqrt(2 n_layer).
     assert float(wte.std()) == pytest.approx(std, rel=0.05)
     assert float(c_proj.std()) == pytest.approx(std / 2, rel=0.05)
-    assert float(model.transformer.h[0].attn.c_attn.bias.abs().max()) == 0.0
+    assert float(model.transformer.h[0].attn.c_attn.bias.detach().abs().max()) == 0.0
 
 
 def test_nanogpt_preset_has_the_studys_size():
