@@ -68,6 +68,9 @@ def test_init_std_sets_the_spread_of_the_random_weights(std):
     assert float(wte.std()) == pytest.approx(std, rel=0.05)
     assert float(c_proj.std()) == pytest.approx(std / 2, rel=0.05)
     assert float(model.transformer.h[0].attn.c_attn.bias.detach().abs().max()) == 0.0
+    # Fixed sinusoidal place codes are added to the token embeddings at the same spread.
+    coded = _model(positions="coupled", place_table="sinusoidal", init_std=std)
+    assert float(coded.place_codes[1:].pow(2).mean().sqrt()) == pytest.approx(std)
 
 
 def test_nanogpt_preset_has_the_studys_size():

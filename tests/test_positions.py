@@ -114,7 +114,7 @@ def test_none_has_no_position_embedding_and_abacus_one_per_place():
 
 
 def test_sinusoidal_place_codes_step_by_one_rotation_at_every_place():
-    codes = sinusoidal_places(40, 8)
+    codes = sinusoidal_places(40, 8, 0.02)
     assert torch.equal(codes[0], torch.zeros(8))  # not a digit: no place
     # Per frequency, (sin, cos) of place p + 1 is (sin, cos) of p turned by the same angle,
     # whatever p: "one place lower" is one linear map at every place.

@@ -159,7 +159,7 @@ class GPT(nn.Module):
         digits = torch.zeros(config.vocab_size, dtype=torch.bool)
         digits[list(config.digit_ids)] = True
         self.register_buffer("digits", digits, persistent=False)
-        codes = self.place_table.codes(rows, config.n_embd)
+        codes = self.place_table.codes(rows, config.n_embd, config.init_std)
         if codes is not None:
             self.register_buffer("place_codes", codes, persistent=False)
         self.lm_head.weight = self.transformer.wte.weight  # tied embeddings

@@ -174,8 +174,9 @@ class PlaceTable:
         """The learned table (the model's `transformer.wpe`), if this is one."""
         return None
 
-    def codes(self, rows: int, dim: int) -> torch.Tensor | None:
-        """Fixed codes of the ids, if this table has them."""
+    def codes(self, rows: int, dim: int, std: float) -> torch.Tensor | None:
+        """Fixed codes of the ids, if this table has them, at the spread `std` of the
+        model's initial weights."""
         return None
 
     def apply(self, model, x: torch.Tensor, ids: torch.Tensor, cache) -> tuple[torch.Tensor, tuple | None]:
@@ -197,8 +198,8 @@ class LearnedTable(PlaceTable):
 class Sinusoidal(PlaceTable):
     name = "sinusoidal"
 
-    def codes(self, rows, dim):
-        return sinusoidal_places(rows, dim)
+    def codes(self, rows, dim, std):
+        return sinusoidal_places(rows, dim, std)
 
     def apply(self, model, x, ids, cache):
         return x + model.place_codes[ids], None
@@ -248,12 +249,13 @@ def place_buckets(query_places: torch.Tensor, key_places: torch.Tensor) -> torch
     return torch.where(q_placed & k_placed, difference, unplaced)
 
 
-def sinusoidal_places(n: int, dim: int) -> torch.Tensor:
+def sinusoidal_places(n: int, dim: int, std: float) -> torch.Tensor:
     """(n, dim) codes of places 0..n-1: place 0 (not a digit) all zeros, place p the
-    Transformer's sines and cosines of p, scaled to the learned embeddings' 0.02 per entry."""
+    Transformer's sines and cosines of p, scaled to the token embeddings' initial spread
+    `std` per entry."""
     freqs = torch.exp(-math.log(10000.0) * torch.arange(0, dim, 2, dtype=torch.float32) / dim)
     angles = torch.arange(n, dtype=torch.float32)[:, None] * freqs[None, :]
     codes = torch.zeros(n, dim)
     codes[:, 0::2], codes[:, 1::2] = torch.sin(angles), torch.cos(angles[:, : dim // 2])
     codes[0] = 0.0
-    return 0.02 * math.sqrt(2.0) * codes
+    return std * math.sqrt(2.0) * codes
