@@ -117,14 +117,14 @@ def test_a_checkpoint_swap_cut_short_by_a_kill_is_recovered_on_resume(capsys, tm
     (run / "checkpoint").rename(run / "checkpoint.old")  # killed between the swap's two renames
     (run / "checkpoint.tmp").mkdir()  # and a new one half written
     assert main(["train", "--resume", str(run), "--quiet"]) == 0
-    assert json.loads((run / "checkpoint" / "state.json").read_text())["iter"] == 800
+    assert json.loads((run / "checkpoint" / "state.json").read_text())["iter"] == 1000
     assert (run / "eval.json").exists() and not (run / "checkpoint.old").exists()
 
 
 def test_resume_drops_metrics_logged_after_the_checkpoint_and_any_half_line(tmp_path, trained_run):
     run = _unfinished(trained_run, tmp_path)
     whole = (run / "metrics.jsonl").read_text()
-    (run / "metrics.jsonl").write_text(whole + json.dumps({"iter": 1000, "loss": 1.0}) + '\n{"iter": 12')
+    (run / "metrics.jsonl").write_text(whole + json.dumps({"iter": 1200, "loss": 1.0}) + '\n{"iter": 12')
     assert main(["train", "--resume", str(run), "--quiet"]) == 0
     assert (run / "metrics.jsonl").read_text() == whole
 

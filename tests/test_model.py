@@ -87,3 +87,43 @@ def test_zero_offsets_change_nothing_and_shifts_past_the_block_are_refused():
     assert torch.equal(shifted[0], model(x)[0]) and not torch.allclose(shifted[1], model(x)[1])
     with pytest.raises(ValueError, match="block_size"):
         model(x, offsets=torch.tensor([0, 39]))
+
+
+@pytest.mark.parametrize(
+    "kw", [{}, {"n_layer": 3, "n_head": 2, "n_embd": 32, "bias": False}, {"place_table": "relative"}]
+)
+def test_scored_logits_and_gradients_are_those_of_the_full_forward(kw):
+    # The last block run at the scored places only must give exactly the logits (and so
+    # the loss and every gradient) that the full forward gives there: rows with their
+    # scored places at different spots, one row with none, shifted positions.
+    model = _model(**kw).train()
+    g = torch.Generator().manual_seed(3)
+    x = torch.randint(0, 96, (4, 12), generator=g)
+    scored = torch.zeros(4, 12, dtype=torch.bool)
+    scored[0, 8:] = True
+    scored[1, 3:6] = True
+    scored[2, [0, 5, 11]] = True  # row 3: none
+    offsets = torch.tensor([0, 2, 5, 1])
+    targets = torch.randint(0, 96, (4, 12), generator=g)[scored]
+
+    def loss_and_grads(logits):
+        model.zero_grad()
+        loss = torch.nn.functional.cross_entropy(logits, targets, reduction="sum")
+        loss.backward()
+        return loss, [p.grad.clone() for p in model.parameters()]
+
+    full, full_grads = loss_and_grads(model(x, offsets=offsets)[scored])
+    only, only_grads = loss_and_grads(model(x, offsets=offsets, scored=scored))
+    assert model(x, offsets=offsets, scored=scored).shape == (10, 96)
+    assert torch.allclose(only, full, rtol=1e-5)
+    for a, b in zip(only_grads, full_grads):
+        assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_scored_places_keep_each_rows_order_and_mark_the_padding():
+    from arithlab.model import _scored_places
+
+    scored = torch.tensor([[False, True, False, True], [True, False, False, False], [False] * 4])
+    places, kept = _scored_places(scored)
+    assert places[kept].tolist() == [1, 3, 0]
+    assert kept.tolist() == [[True, True], [True, False], [False, False]]

@@ -48,7 +48,7 @@ def test_run_directory_holds_every_file_of_the_contract(trained_run):
     data = json.loads((trained_run / "data.json").read_text())
     assert data["overlap"] == {"train_test": 0, "train_validation": 0, "validation_test": 0}
     metrics = [json.loads(line) for line in (trained_run / "metrics.jsonl").read_text().splitlines()]
-    assert [m["iter"] for m in metrics] == [200, 400, 600, 800]
+    assert [m["iter"] for m in metrics] == [200, 400, 600, 800, 1000]
     assert metrics[-1]["tokens_seen"] > metrics[0]["tokens_seen"] > 0
     cfg = rundir.load_run_config(trained_run)
     assert cfg.model.n_layer == 2 and cfg.model.block_size is not None  # fully resolved

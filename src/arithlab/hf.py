@@ -185,13 +185,16 @@ class HFModel(nn.Module):
         )
         return cls(peft.get_peft_model(model, lora), lora=True)
 
-    def forward(self, idx: torch.Tensor, cache=None, offsets: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits for every position of `idx` (B, T); `offsets` (B,) shift each row's
-        position ids, as in our GPT."""
+    def forward(
+        self, idx: torch.Tensor, cache=None, offsets: torch.Tensor | None = None, scored: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Logits for every position of `idx` (B, T), or with `scored` (B, T) those of the
+        scored places, (N, V); `offsets` (B,) shift each row's position ids, as in our GPT."""
         positions = None
         if offsets is not None:
             positions = torch.arange(idx.size(1), device=idx.device)[None, :] + offsets[:, None]
-        return self.hf(input_ids=idx, position_ids=positions, use_cache=False).logits
+        logits = self.hf(input_ids=idx, position_ids=positions, use_cache=False).logits
+        return logits if scored is None else logits[scored]
 
     def optimizer(self, lr: float, weight_decay: float, betas: tuple[float, float], fused: bool = False):
         return adamw(self, lr, weight_decay, betas, fused)

@@ -100,6 +100,20 @@ class CausalSelfAttention(nn.Module):
         y = y.transpose(1, 2).contiguous().view(B, T, C)
         return self.resid_dropout(self.c_proj(y))
 
+    def forward_at(self, x: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
+        """The attention's output at the places `at` (B, L) only, (B, L, C): queries there,
+        keys and values everywhere, each query seeing the places up to its own (training,
+        no cache, no relative places)."""
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        q = q.gather(1, at[..., None].expand(-1, -1, C))
+        q, k, v = (t.view(B, t.size(1), self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        visible = torch.arange(T, device=x.device) <= at[..., None]  # (B, L, T)
+        dropout = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=visible[:, None], dropout_p=dropout)
+        y = y.transpose(1, 2).reshape(B, at.size(1), C)
+        return self.resid_dropout(self.c_proj(y))
+
     def _attend_explicitly(self, q, k, v, bias) -> torch.Tensor:
         """What scaled_dot_product_attention computes, by its formula (without dropout), so
         that the probabilities can be kept: `self.attention`, (B, heads, T, S)."""
@@ -136,6 +150,11 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None, bias=None) -> torch.Tensor:
         x = x + self.attn(self.ln_1(x), cache, bias)
+        return x + self.mlp(self.ln_2(x))
+
+    def forward_at(self, x: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
+        """The block's output at the places `at` (B, L) only, (B, L, C)."""
+        x = x.gather(1, at[..., None].expand(-1, -1, x.size(2))) + self.attn.forward_at(self.ln_1(x), at)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -189,9 +208,18 @@ class GPT(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def forward(
-        self, idx: torch.Tensor, cache: KVCache | None = None, offsets: torch.Tensor | None = None
+        self,
+        idx: torch.Tensor,
+        cache: KVCache | None = None,
+        offsets: torch.Tensor | None = None,
+        scored: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Logits for every position of `idx` (B, T); with a cache, `idx` continues it.
+
+        `scored` (B, T, bool; training): only the logits the loss reads, (N, V) in the order
+        of `logits[scored]`. The last block then runs its queries, MLP and head at those
+        places only: the same logits, and a quarter less work for the answer objective,
+        where most of each row is the prompt.
 
         `offsets` (B,) shift each row's position ids (or digit places): training with random
         shifts makes the absolute positions carry no meaning of their own, so the model must
@@ -210,11 +238,18 @@ class GPT(nn.Module):
         if ids is not None:
             x, bias = self.place_table.apply(self, x, ids, cache)
         x = self.transformer.drop(x)
-        for block in self.transformer.h:
+        blocks = self.transformer.h
+        # Relative places bias the whole (T, T) attention: those models run every place.
+        only_scored = scored is not None and bias is None and cache is None and not bool(scored.all())
+        for block in blocks[:-1] if only_scored else blocks:
             x = block(x, cache, bias)
         if cache is not None:
             cache.length += T
-        return self.lm_head(self.transformer.ln_f(x))
+        if only_scored:
+            at, kept = _scored_places(scored)
+            return self.lm_head(self.transformer.ln_f(blocks[-1].forward_at(x, at)))[kept]
+        logits = self.lm_head(self.transformer.ln_f(x))
+        return logits if scored is None else logits[scored]
 
     @torch.no_grad()
     def attention_of(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -277,6 +312,16 @@ class GPT(nn.Module):
             return self(tokens, cache)[:, -1]
 
         return logits
+
+
+def _scored_places(scored: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(places (B, L), kept (B, L)) for a (B, T) mask: each row's scored places in order,
+    padded to the most any row has (L) with other places of the row, which `kept` marks
+    False, so that `out[kept]` is in the order of `scored`'s True entries."""
+    counts = scored.sum(1)
+    most = max(int(counts.max()), 1)
+    places = torch.argsort((~scored).to(torch.int8), dim=1, stable=True)[:, :most]
+    return places, torch.arange(most, device=scored.device) < counts[:, None]
 
 
 def adamw(model: nn.Module, lr: float, weight_decay: float, betas: tuple[float, float], fused: bool = False):

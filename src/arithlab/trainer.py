@@ -252,13 +252,14 @@ def _step(tc, wrapped, model, optimizer, batches, generator, device: str, autoca
 def train_step(wrapped, model, optimizer, x, y, offsets, loss_tokens: int, grad_clip: float, autocast) -> torch.Tensor:
     """One optimizer step on this process's rows; `wrapped` is the model as called (in DDP
     and/or compiled), `loss_tokens` the whole batch's count of loss tokens."""
+    scored = y != IGNORE
     with autocast:
-        logits = wrapped(x, offsets=offsets)
+        logits = wrapped(x, offsets=offsets, scored=scored)  # (N, V): the scored places only
         # Summed here and divided by the whole batch's count (DDP then averages over
         # processes), so every process count takes the single-process step.
-        loss = torch.nn.functional.cross_entropy(
-            logits.view(-1, logits.size(-1)).float(), y.reshape(-1), ignore_index=IGNORE, reduction="sum"
-        ) * (distributed.world_size() / loss_tokens)
+        loss = torch.nn.functional.cross_entropy(logits.float(), y[scored], reduction="sum") * (
+            distributed.world_size() / loss_tokens
+        )
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if grad_clip > 0:
