@@ -575,7 +575,7 @@ def cmd_completion(args) -> None:
 
 # --- bench ----------------------------------------------------------------------------
 
-BENCHMARKS = ("quickstart", "time_to_accuracy", "throughput", "decode", "compile", "ddp", "threads", "faults")
+BENCHMARKS = ("quickstart", "time_to_accuracy", "throughput", "scored", "decode", "compile", "ddp", "threads", "faults")
 
 
 def add_bench(verbs) -> None:
