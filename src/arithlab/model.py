@@ -106,7 +106,7 @@ class CausalSelfAttention(nn.Module):
         no cache, no relative places)."""
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)
-        q = q.gather(1, at[..., None].expand(-1, -1, C))
+        q = _places_of(q, at)
         q, k, v = (t.view(B, t.size(1), self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
         visible = torch.arange(T, device=x.device) <= at[..., None]  # (B, L, T)
         dropout = self.dropout if self.training else 0.0
@@ -154,7 +154,7 @@ class Block(nn.Module):
 
     def forward_at(self, x: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
         """The block's output at the places `at` (B, L) only, (B, L, C)."""
-        x = x.gather(1, at[..., None].expand(-1, -1, x.size(2))) + self.attn.forward_at(self.ln_1(x), at)
+        x = _places_of(x, at) + self.attn.forward_at(self.ln_1(x), at)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -312,6 +312,11 @@ class GPT(nn.Module):
             return self(tokens, cache)[:, -1]
 
         return logits
+
+
+def _places_of(x: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
+    """The rows of `x` (B, T, C) at the places `at` (B, L): (B, L, C)."""
+    return x.gather(1, at[..., None].expand(-1, -1, x.size(2)))
 
 
 def _scored_places(scored: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
