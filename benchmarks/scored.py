@@ -22,6 +22,7 @@ from common import save
 from arithlab.batches import IGNORE, AnswerBatches
 from arithlab.config import PRESETS, load_config
 from arithlab.data import build_splits
+from arithlab.devices import autocast_for
 from arithlab.formats import get_format
 from arithlab.model import GPT, GPTConfig
 from arithlab.tokenizer import CharTokenizer
@@ -45,9 +46,7 @@ def step_times(fmt_name: str, rounds: int, steps: int) -> dict:
     def one(wrapped) -> float:
         x, y, _ = batches.sample(BATCH[fmt_name], generator)
         started = time.perf_counter()
-        train_step(
-            wrapped, model, optimizer, x, y, None, int((y != IGNORE).sum()), 1.0, torch.autocast("cpu", enabled=False)
-        )
+        train_step(wrapped, model, optimizer, x, y, None, int((y != IGNORE).sum()), 1.0, autocast_for("cpu"))
         return time.perf_counter() - started
 
     variants = {"scored": model, "whole": whole_rows}
