@@ -125,6 +125,9 @@ def test_a_killed_run_resumed_continues_its_tracker_runs(tmp_path, wandb_offline
         time.sleep(0.02)
     proc.kill()
     proc.wait()
+    # W&B names an offline run's folder by the second it started, adding "-1" to the second
+    # of two in one second; the killed run can reach its checkpoint within a second.
+    time.sleep(1)
     assert not (run / "eval.json").exists()
     resumed_from = json.loads((run / "checkpoint" / "state.json").read_text())["iter"]
     assert main(["train", "--quiet", "--resume", str(run)]) == 0
