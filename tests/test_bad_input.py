@@ -199,7 +199,8 @@ CASES = [
     _set(
         "data.format=plian",
         "config key data.format: unknown format 'plian' (allowed: plain, reverse, reverse_all, reverse_pad, "
-        "partial_products, simplified, simplified_random_a, simplified_random_c, simplified_random_ac, detailed)",
+        "partial_products, partial_carries, simplified, simplified_random_a, simplified_random_c, "
+        "simplified_random_ac, detailed)",
     ),
     _set("data.operation=div", "config key data.operation: unknown operation 'div'..."),
     pytest.param(

@@ -74,6 +74,14 @@ PLAIN_REVERSE_OTHER_OPS = [
     ("partial_products", Problem("*", 45, 0), "$54*0=000$\n"),
     ("partial_products", Problem("*", 0, 45), "$0*54=000+000=000$\n"),
     ("partial_products", Problem("*", 99, 99), "$99*99=1980+0198=1089$\n"),
+    # The same, each one-digit product after its carries at the same places: 3*6=18
+    # carries 1 into the tens, 2*6+1=13 carries 1 into the hundreds, 1*6+1=7 none.
+    ("partial_carries", Problem("*", 123, 456), "$321*654=011000:837000+001100:051600=888600+000100:002940=880650$\n"),
+    ("partial_carries", Problem("*", 929, 9), "$929*9=0828:1638$\n"),
+    ("partial_carries", Problem("*", 99, 99), "$99*99=0880:1980+0088:0198=1089$\n"),
+    ("partial_carries", Problem("*", 12, 340), "$21*043=00000:00000+00000:08400=08400+00000:00630=08040$\n"),
+    ("partial_carries", Problem("*", 7, 8), "$7*8=05:65$\n"),
+    ("partial_carries", Problem("*", 0, 45), "$0*54=000:000+000:000=000$\n"),
 ]
 
 # Subtraction and multiplication scratchpads, and the edge cases of docs/formats.md.
@@ -345,6 +353,8 @@ def test_parsers_never_raise_on_garbage(text):
         ("reverse", "5x9$"),
         ("partial_products", "837000+051600=88x600$"),
         ("partial_products", "837000+051600=$"),
+        ("partial_carries", "0828:16x8$"),
+        ("partial_carries", "0828:$"),
         ("simplified", "A->5 , C->1.\n\n"),
         ("simplified", "A->5 , C->1.\nfive\n"),
         ("detailed", "<scratch>\n</scratch>\n\n"),
@@ -561,6 +571,42 @@ def test_partial_products_rederive_the_product_from_the_operands(a, b):
         assert running == total + part
         total = running
     assert total == a * b
+
+
+@SETTINGS
+@given(_operand(), _operand())
+@example(0, 0)
+@example(929, 9)
+@example(99_999, 99_999)
+@example(10**8, 10**8)
+def test_partial_carries_rederive_each_carry_and_digit_from_the_one_before(a, b):
+    sample = get_format("partial_carries").render(Problem("*", a, b))
+    prompt = f"${str(a)[::-1]}*{str(b)[::-1]}="
+    assert sample.startswith(prompt) and sample.endswith("$\n")
+    width = len(str(a)) + len(str(b))
+    steps = sample[len(prompt) : -2].split("+")
+    multiplicand, multiplier = digits_of(a)[::-1], digits_of(b)[::-1]
+    assert len(steps) == len(multiplier)
+    total = 0
+    for place, (step, digit) in enumerate(zip(steps, multiplier)):
+        carries, _, rest = step.partition(":")
+        part, _, running = rest.partition("=")
+        assert len(carries) == len(part) == width and (carries + part).isdigit(), sample
+        assert (running == "") == (place == 0), sample
+        # Place by place: nothing carries into the product's lowest place or below it;
+        # above, the carry is what the digit of a one place down, times the multiplier
+        # digit, plus the carry written there, leaves over ten; the product's digit is the rest.
+        carry_in = 0
+        for p in range(width):
+            i = p - place  # the digit of a at this place
+            assert int(carries[p]) == carry_in, (sample, place, p)
+            value = (multiplicand[i] * digit if 0 <= i < len(multiplicand) else 0) + carry_in
+            assert int(part[p]) == value % 10, (sample, place, p)
+            carry_in = value // 10 if 0 <= i < len(multiplicand) else 0
+        total += int(part[::-1])
+        assert running == "" or int(running[::-1]) == total
+    assert total == a * b
+    assert get_format("partial_carries").parse(sample[len(prompt) :]) == a * b
 
 
 # ---------------------------------------------------------------------------------------

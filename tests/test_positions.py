@@ -213,7 +213,8 @@ def test_every_encoding_trains_saves_and_reloads(encoding, tmp_path):
 
 def test_digit_places_need_numbers_written_least_significant_digit_first(tmp_path):
     with pytest.raises(
-        ArithlabError, match="needs data.format reverse_all or reverse_pad or partial_products, not reverse"
+        ArithlabError,
+        match="needs data.format reverse_all or reverse_pad or partial_products or partial_carries, not reverse",
     ):
         train(tiny_config("model.positions=abacus", "data.format=reverse"), tmp_path / "run", progress=False)
 

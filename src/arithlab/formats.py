@@ -229,31 +229,48 @@ class PartialProducts(ReverseAll):
 
     name = "partial_products"
 
-    @staticmethod
-    def steps(problem: Problem) -> list[tuple[int, int]]:
-        """Per digit of b, least significant first: (a x that digit x its place, running sum)."""
-        total, steps = 0, []
-        for place, digit in enumerate(reversed(digits_of(problem.b))):
-            part = problem.a * digit * 10**place
-            total += part
-            steps.append((part, total))
-        return steps
-
     def render(self, problem: Problem) -> str:
         self.check(problem)
         width = len(str(problem.a)) + len(str(problem.b))
+        chain, total = [], 0
+        for place, digit in enumerate(reversed(digits_of(problem.b))):
+            total += problem.a * digit * 10**place
+            part = self._partial(problem.a, digit, place, width)
+            chain.append(part if place == 0 else f"+{part}={_reversed_padded(total, width)}")
+        return f"{self.prompt(problem)}{''.join(chain)}$\n"
 
-        def padded(n: int) -> str:
-            return str(n).zfill(width)[::-1]
-
-        (first, _), *rest = self.steps(problem)
-        chain = padded(first) + "".join(f"+{padded(part)}={padded(total)}" for part, total in rest)
-        return f"{self.prompt(problem)}{chain}$\n"
+    def _partial(self, a: int, digit: int, place: int, width: int) -> str:
+        """a x digit, shifted to the place of that digit of b, as the chain writes it."""
+        return _reversed_padded(a * digit * 10**place, width)
 
     def parse(self, text: str, problem: Problem | None = None) -> int | Decimal | None:
         """The last number of the chain (the product), before the closing `$`."""
         end = text.find("$")
-        return None if end < 0 else _to_int(text[:end].rpartition("=")[2][::-1])
+        return None if end < 0 else _to_int(re.split("[=:]", text[:end])[-1][::-1])
+
+
+class PartialCarries(PartialProducts):
+    """`$321*654=011000:837000+001100:051600=888600+000100:002940=880650$\n` (123*456):
+    partial_products with the carries of each one-digit product written before it, as a row
+    of the same width and places (`011000`: 3*6=18 carries 1 into the tens, 2*6+1=13
+    carries 1 into the hundreds). Each digit of a product is then its digit of a times the
+    multiplier digit plus the carry at its place one row up, and each carry comes from the
+    carry just written before it: the model holds no carry unwritten, where partial_products'
+    last errors were carries of the one-digit products."""
+
+    name = "partial_carries"
+
+    def _partial(self, a: int, digit: int, place: int, width: int) -> str:
+        carries, carry = [0] * width, 0
+        for i, x in enumerate(reversed(digits_of(a))):
+            carry = (x * digit + carry) // 10
+            carries[place + i + 1] = carry
+        return "".join(map(str, carries)) + ":" + super()._partial(a, digit, place, width)
+
+
+def _reversed_padded(n: int, width: int) -> str:
+    """n least significant digit first, zero-padded to `width` digits."""
+    return str(n).zfill(width)[::-1]
 
 
 def _digit_list(digits: list[int]) -> str:
@@ -511,6 +528,7 @@ FORMATS: dict[str, Format] = {
         ReverseAll(),
         ReversePadded(),
         PartialProducts(),
+        PartialCarries(),
         Simplified(),
         Simplified("simplified_random_a", random_a=True),
         Simplified("simplified_random_c", random_c=True),

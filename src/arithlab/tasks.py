@@ -116,7 +116,7 @@ OPERATIONS: dict[str, Operation] = {
             (*_WRITTEN, "simplified", "detailed"),
             carry_out=lambda x, y, c: int(x - y - c < 0),
         ),
-        Operation("mul", "*", lambda a, b: a * b, (*_WRITTEN, "partial_products", "detailed")),
+        Operation("mul", "*", lambda a, b: a * b, (*_WRITTEN, "partial_products", "partial_carries", "detailed")),
         Operation("floordiv", "//", lambda a, b: a // b, _WRITTEN, least_b=1),
         Operation("mod", "%", lambda a, b: a % b, _WRITTEN, least_b=1),
         # |x| <= 10: beyond it the 4-term Taylor scratchpad is meaningless and its terms
