@@ -544,6 +544,15 @@ def test_detailed_multiplication_scratchpad_rederives_the_product(a, b):
     assert tail == _spaced_answer(a * b)
 
 
+def _product_chain(name: str, a: int, b: int) -> tuple[str, int]:
+    """The text between a partial-products sample's prompt and its closing `$\n` (checking
+    both), and the width every number of it is padded to."""
+    sample = get_format(name).render(Problem("*", a, b))
+    prompt = f"${str(a)[::-1]}*{str(b)[::-1]}="
+    assert sample.startswith(prompt) and sample.endswith("$\n")
+    return sample[len(prompt) : -2], len(str(a)) + len(str(b))
+
+
 @SETTINGS
 @given(_operand(), _operand())
 @example(0, 0)
@@ -552,13 +561,10 @@ def test_detailed_multiplication_scratchpad_rederives_the_product(a, b):
 @example(99_999, 99_999)
 @example(10**8, 10**8)
 def test_partial_products_rederive_the_product_from_the_operands(a, b):
-    sample = get_format("partial_products").render(Problem("*", a, b))
-    prompt = f"${str(a)[::-1]}*{str(b)[::-1]}="
-    assert sample.startswith(prompt) and sample.endswith("$\n")
-    width = len(str(a)) + len(str(b))
-    numbers = re.split("[+=]", sample[len(prompt) : -2])
+    chain, width = _product_chain("partial_products", a, b)
+    numbers = re.split("[+=]", chain)
     # Every number is written least significant digit first, padded to width digits.
-    assert all(len(n) == width and n.isdigit() for n in numbers), sample
+    assert all(len(n) == width and n.isdigit() for n in numbers), chain
     values = [int(n[::-1]) for n in numbers]
     multiplier = digits_of(b)[::-1]
     # a x the lowest digit, then (shifted partial product, running sum) per next digit.
@@ -580,33 +586,30 @@ def test_partial_products_rederive_the_product_from_the_operands(a, b):
 @example(99_999, 99_999)
 @example(10**8, 10**8)
 def test_partial_carries_rederive_each_carry_and_digit_from_the_one_before(a, b):
-    sample = get_format("partial_carries").render(Problem("*", a, b))
-    prompt = f"${str(a)[::-1]}*{str(b)[::-1]}="
-    assert sample.startswith(prompt) and sample.endswith("$\n")
-    width = len(str(a)) + len(str(b))
-    steps = sample[len(prompt) : -2].split("+")
+    chain, width = _product_chain("partial_carries", a, b)
+    steps = chain.split("+")
     multiplicand, multiplier = digits_of(a)[::-1], digits_of(b)[::-1]
     assert len(steps) == len(multiplier)
     total = 0
     for place, (step, digit) in enumerate(zip(steps, multiplier)):
         carries, _, rest = step.partition(":")
         part, _, running = rest.partition("=")
-        assert len(carries) == len(part) == width and (carries + part).isdigit(), sample
-        assert (running == "") == (place == 0), sample
+        assert len(carries) == len(part) == width and (carries + part).isdigit(), chain
+        assert (running == "") == (place == 0), chain
         # Place by place: nothing carries into the product's lowest place or below it;
         # above, the carry is what the digit of a one place down, times the multiplier
         # digit, plus the carry written there, leaves over ten; the product's digit is the rest.
         carry_in = 0
         for p in range(width):
             i = p - place  # the digit of a at this place
-            assert int(carries[p]) == carry_in, (sample, place, p)
+            assert int(carries[p]) == carry_in, (chain, place, p)
             value = (multiplicand[i] * digit if 0 <= i < len(multiplicand) else 0) + carry_in
-            assert int(part[p]) == value % 10, (sample, place, p)
+            assert int(part[p]) == value % 10, (chain, place, p)
             carry_in = value // 10 if 0 <= i < len(multiplicand) else 0
         total += int(part[::-1])
         assert running == "" or int(running[::-1]) == total
     assert total == a * b
-    assert get_format("partial_carries").parse(sample[len(prompt) :]) == a * b
+    assert get_format("partial_carries").parse(chain + "$\n") == a * b
 
 
 # ---------------------------------------------------------------------------------------
