@@ -602,10 +602,11 @@ def test_partial_carries_rederive_each_carry_and_digit_from_the_one_before(a, b)
         carry_in = 0
         for p in range(width):
             i = p - place  # the digit of a at this place
+            inside = 0 <= i < len(multiplicand)
             assert int(carries[p]) == carry_in, (chain, place, p)
-            value = (multiplicand[i] * digit if 0 <= i < len(multiplicand) else 0) + carry_in
+            value = (multiplicand[i] * digit if inside else 0) + carry_in
             assert int(part[p]) == value % 10, (chain, place, p)
-            carry_in = value // 10 if 0 <= i < len(multiplicand) else 0
+            carry_in = value // 10 if inside else 0
         total += int(part[::-1])
         assert running == "" or int(running[::-1]) == total
     assert total == a * b

@@ -208,12 +208,12 @@ class ReversePadded(ReverseAll):
         return max(len(str(n)) for n in problem.operands) + 1
 
     def prompt(self, problem: Problem) -> str:
-        a, b = (str(n).zfill(self._width(problem))[::-1] for n in problem.operands)
+        a, b = (_reversed_padded(n, self._width(problem)) for n in problem.operands)
         return f"${a}{problem.op}{b}="
 
     def render(self, problem: Problem) -> str:
         self.check(problem)
-        return f"{self.prompt(problem)}{str(problem.answer).zfill(self._width(problem))[::-1]}$\n"
+        return f"{self.prompt(problem)}{_reversed_padded(problem.answer, self._width(problem))}$\n"
 
 
 class PartialProducts(ReverseAll):
