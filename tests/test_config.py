@@ -163,6 +163,54 @@ def test_bad_key_in_a_yaml_file_is_an_error_naming_the_key(tmp_path):
         load_config(path)
 
 
+def test_a_config_with_a_base_changes_only_the_keys_it_names(tmp_path):
+    (tmp_path / "parent.yaml").write_text("data:\n  format: reverse\n  n_train: 500\ntrain:\n  lr: 0.002\n")
+    (tmp_path / "sub").mkdir()
+    child = tmp_path / "sub" / "child.yaml"
+    child.write_text("base: ../parent.yaml\ndata:\n  n_train: 700\n")
+    grandchild = tmp_path / "grandchild.yaml"
+    grandchild.write_text("base: sub/child.yaml\ntrain:\n  max_iters: 9\n")
+    cfg = load_config(grandchild, ["data.n_test=30"])
+    assert (cfg.data.format, cfg.data.n_train, cfg.data.n_test) == ("reverse", 700, 30)
+    assert (cfg.train.lr, cfg.train.max_iters) == (0.002, 9)
+
+
+def test_a_bad_key_in_a_base_config_names_the_base_file(tmp_path):
+    (tmp_path / "parent.yaml").write_text("train:\n  max_iter: 5\n")
+    child = tmp_path / "child.yaml"
+    child.write_text("base: parent.yaml\n")
+    with pytest.raises(ArithlabError, match=r"parent\.yaml: unknown config key 'train\.max_iter'"):
+        load_config(child)
+
+
+def test_a_missing_or_looping_base_is_an_error_naming_the_file(tmp_path):
+    child = tmp_path / "child.yaml"
+    child.write_text("base: absent.yaml\n")
+    with pytest.raises(ArithlabError, match=r"absent\.yaml: cannot read"):
+        load_config(child)
+    (tmp_path / "a.yaml").write_text("base: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
+    with pytest.raises(ArithlabError, match=r"b\.yaml: base: a\.yaml makes a loop"):
+        load_config(tmp_path / "a.yaml")
+    child.write_text("base: [parent.yaml]\n")
+    with pytest.raises(ArithlabError, match=r"child\.yaml: base: expected the path of a config file"):
+        load_config(child)
+
+
+def test_a_sweep_base_may_itself_have_a_base(tmp_path):
+    from arithlab.experiments import load_sweep
+
+    (tmp_path / "parent.yaml").write_text("data:\n  format: plain\n")
+    (tmp_path / "child.yaml").write_text("base: parent.yaml\ndata:\n  n_train: 700\n")
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text("base: child.yaml\naxes:\n  train.seed: [0, 1]\n")
+    _, points = load_sweep(sweep)
+    assert [(p.config.data.format, p.config.data.n_train, p.config.train.seed) for p in points] == [
+        ("plain", 700, 0),
+        ("plain", 700, 1),
+    ]
+
+
 def _shipped_configs():
     from pathlib import Path
 

@@ -344,14 +344,30 @@ def read_yaml(path: Path) -> dict:
     return values
 
 
+def read_config_file(path: Path, chain: tuple[Path, ...] = ()) -> dict:
+    """A config file's values over those of the config its `base:` names (a path relative
+    to it, which may have a base of its own), so that a config which differs from another
+    in a few keys says only those. Each file is checked as it resolves, and a bad key or
+    value is reported with the path of the file that set it."""
+    values = read_yaml(path)
+    base = values.pop("base", None)
+    if base is not None:
+        if not isinstance(base, str) or not base:
+            raise ArithlabError(f"{path}: base: expected the path of a config file, relative to this one")
+        base_path = Path(path).parent / base
+        if base_path.resolve() in {*chain, Path(path).resolve()}:
+            raise ArithlabError(f"{path}: base: {base} makes a loop (a config cannot be its own base)")
+        values = merge(read_config_file(base_path, (*chain, Path(path).resolve())), values)
+    try:
+        check_values(config_from_dict(values, checked=False))
+    except ArithlabError as err:
+        raise ArithlabError(f"{path}: {err}") from None
+    return values
+
+
 def load_config(path: Path | None = None, overrides: list[str] | None = None) -> Config:
     """A config from a YAML file (or the defaults), with `--set` overrides applied."""
-    values = read_yaml(path) if path else {}
-    if path:
-        try:  # a bad key or value in the file is reported with its path
-            check_values(config_from_dict(values, checked=False))
-        except ArithlabError as err:
-            raise ArithlabError(f"{path}: {err}") from None
+    values = read_config_file(path) if path else {}
     return config_from_dict(merge(values, parse_overrides(overrides or [])))
 
 

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from arithlab import rundir
-from arithlab.config import Config, config_from_dict, merge, put, read_yaml, training_differences
+from arithlab.config import Config, config_from_dict, merge, put, read_config_file, read_yaml, training_differences
 from arithlab.devices import default_threads
 from arithlab.errors import ArithlabError
 
@@ -82,7 +82,7 @@ def load_sweep(path: Path) -> tuple[str, list[Point]]:
     unknown = set(spec) - SWEEP_KEYS
     if unknown:
         raise ArithlabError(f"{path}: unknown sweep keys {sorted(unknown)} (allowed: {', '.join(sorted(SWEEP_KEYS))})")
-    base = read_yaml((path.parent / spec["base"]).resolve()) if spec.get("base") else {}
+    base = read_config_file(path.parent / spec["base"]) if spec.get("base") else {}
     base = merge(base, _nested(path, spec.get("set") or {}))
     axes = spec.get("axes") or {}
     for key, values in axes.items():
