@@ -175,26 +175,24 @@ def test_a_config_with_a_base_changes_only_the_keys_it_names(tmp_path):
     assert (cfg.train.lr, cfg.train.max_iters) == (0.002, 9)
 
 
-def test_a_bad_key_in_a_base_config_names_the_base_file(tmp_path):
-    (tmp_path / "parent.yaml").write_text("train:\n  max_iter: 5\n")
-    child = tmp_path / "child.yaml"
-    child.write_text("base: parent.yaml\n")
-    with pytest.raises(ArithlabError, match=r"parent\.yaml: unknown config key 'train\.max_iter'"):
-        load_config(child)
-
-
-def test_a_missing_or_looping_base_is_an_error_naming_the_file(tmp_path):
-    child = tmp_path / "child.yaml"
-    child.write_text("base: absent.yaml\n")
-    with pytest.raises(ArithlabError, match=r"absent\.yaml: cannot read"):
-        load_config(child)
-    (tmp_path / "a.yaml").write_text("base: b.yaml\n")
-    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
-    with pytest.raises(ArithlabError, match=r"b\.yaml: base: a\.yaml makes a loop"):
-        load_config(tmp_path / "a.yaml")
-    child.write_text("base: [parent.yaml]\n")
-    with pytest.raises(ArithlabError, match=r"child\.yaml: base: expected the path of a config file"):
-        load_config(child)
+@pytest.mark.parametrize(
+    "files, error",
+    [
+        (
+            {"parent.yaml": "train:\n  max_iter: 5\n", "child.yaml": "base: parent.yaml\n"},
+            r"parent\.yaml: unknown config key 'train\.max_iter'",
+        ),
+        ({"child.yaml": "base: absent.yaml\n"}, r"absent\.yaml: cannot read"),
+        ({"child.yaml": "base: b.yaml\n", "b.yaml": "base: child.yaml\n"}, r"b\.yaml: base: child\.yaml makes a loop"),
+        ({"child.yaml": "base: [parent.yaml]\n"}, r"child\.yaml: base: expected the path of a config file"),
+    ],
+    ids=["bad key in the base", "missing base", "loop", "not a path"],
+)
+def test_a_bad_base_is_an_error_naming_the_file_at_fault(tmp_path, files, error):
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    with pytest.raises(ArithlabError, match=error):
+        load_config(tmp_path / "child.yaml")
 
 
 def test_a_sweep_base_may_itself_have_a_base(tmp_path):
