@@ -354,10 +354,10 @@ def read_config_file(path: Path, chain: tuple[Path, ...] = ()) -> dict:
     if base is not None:
         if not isinstance(base, str) or not base:
             raise ArithlabError(f"{path}: base: expected the path of a config file, relative to this one")
-        base_path = Path(path).parent / base
-        if base_path.resolve() in {*chain, Path(path).resolve()}:
+        base_path, chain = Path(path).parent / base, (*chain, Path(path).resolve())
+        if base_path.resolve() in chain:
             raise ArithlabError(f"{path}: base: {base} makes a loop (a config cannot be its own base)")
-        values = merge(read_config_file(base_path, (*chain, Path(path).resolve())), values)
+        values = merge(read_config_file(base_path, chain), values)
     try:
         check_values(config_from_dict(values, checked=False))
     except ArithlabError as err:
