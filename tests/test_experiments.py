@@ -260,6 +260,28 @@ def test_an_interrupted_point_stops_the_sweep_and_stays_resumable(tmp_path):
     assert iters == list(range(20, 401, 20))
 
 
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the training process through /proc")
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
+def test_a_signal_to_the_sweep_alone_stops_its_training_process(tmp_path, sig):
+    # Far more steps than the test waits for: the point ends only if the stop reaches it.
+    path = _sweep_file(tmp_path, {"train.max_iters": 100_000})
+    out = tmp_path / "runs"
+    proc = _sweep_until_a_checkpoint(path, out)
+    training = _children(proc.pid)
+    try:
+        proc.send_signal(sig)  # the sweep's process alone, as `kill PID` or a scheduler sends it
+        _, stderr = proc.communicate(timeout=120)
+    finally:  # whatever is left of the sweep's process group (the test's own cleanup)
+        if proc.poll() is None or any(Path(f"/proc/{pid}").exists() for pid in training):
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, stderr
+    first = out / "plain_n_train-150"
+    state = json.loads((first / "checkpoint" / "state.json").read_text())
+    assert 0 < state["iter"] < 100_000 and not (first / "eval.json").exists()
+    assert training and not any(Path(f"/proc/{pid}").exists() for pid in training)
+
+
 def test_failing_point_is_recorded_and_the_others_go_on(tmp_path):
     # 1-digit addition has 100 problems: 150 for training fails, 30 (with 60 to test on) fits.
     path = _sweep_file(tmp_path, axes={"data.n_train": [30, 150]}, linked=[{"data.digits": 1}])

@@ -12,8 +12,8 @@ and linked settings that vary together (each entry is one value of one more axis
       - {data.format: plain, train.batch_size: 256}
       - {data.format: detailed, train.batch_size: 16}
 
-Running a sweep again skips finished points and resumes interrupted ones, so a crash or
-Ctrl-C costs at most the work since each run's last checkpoint; a failing point is
+Running a sweep again skips finished points and resumes interrupted ones, so a crash,
+Ctrl-C or SIGTERM costs at most the work since each run's last checkpoint; a failing point is
 recorded (its `error.txt`) and the others go on. Each point runs as its own process. A
 point whose run was trained with other settings than the sweep file now gives (the file
 was edited) stops the sweep before anything runs: skipping it would mix two recipes in one
@@ -33,6 +33,7 @@ import subprocess
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,14 +151,51 @@ def check_unchanged(points: list[Point], folder: Path) -> None:
 INTERRUPTED = (-signal.SIGINT, 128 + signal.SIGINT)
 
 
-def _run_point(point: Point, folder: Path, threads: int, stop: threading.Event) -> tuple[str, str]:
-    """Train one point in its own process; (name, outcome). Once `stop` is set (Ctrl-C),
+class _TrainingProcesses:
+    """The points' training processes: started until the sweep stops, and each asked to
+    stop (SIGINT: it saves its checkpoint) when the sweep itself is stopped, so that a
+    SIGINT or SIGTERM sent to the sweep alone, by a script or a scheduler, stops them too."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._running: set[subprocess.Popen] = set()
+        self.stopped = False
+
+    def run(self, command: list[str]) -> subprocess.CompletedProcess | None:
+        """`command` run to its end; None if the sweep stopped before it could start."""
+        with self._lock:
+            if self.stopped:
+                return None
+            proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            self._running.add(proc)
+        try:
+            stdout, stderr = proc.communicate()
+        finally:
+            with self._lock:
+                self._running.discard(proc)
+        return subprocess.CompletedProcess(command, proc.returncode, stdout, stderr)
+
+    def start_no_more(self) -> None:
+        with self._lock:
+            self.stopped = True
+
+    def interrupt(self) -> None:
+        """No more starts, and SIGINT to each running process (a second SIGINT, for one
+        that Ctrl-C in a terminal reached already, changes nothing)."""
+        with self._lock:
+            self.stopped = True
+            for proc in self._running:
+                proc.send_signal(signal.SIGINT)
+
+
+def _run_point(point: Point, folder: Path, threads: int, processes: _TrainingProcesses) -> tuple[str, str]:
+    """Train one point in its own process; (name, outcome). Once the sweep stops (Ctrl-C),
     no point starts, and the one interrupted keeps its checkpoint for the next sweep."""
     run = folder / point.name
     state = status(run)
     if state == "done":
         return point.name, "skipped (done)"
-    if stop.is_set():
+    if processes.stopped:
         return point.name, "not started (interrupted)"
     config_path = folder / "configs" / f"{point.name}.yaml"
     point.config.train.threads = point.config.train.threads or threads
@@ -167,15 +205,31 @@ def _run_point(point: Point, folder: Path, threads: int, stop: threading.Event) 
         command += ["--resume", str(run)]
     else:  # new, failed, or started without a checkpoint: from the beginning
         command += [str(config_path), "--out", str(run), "--force"]
-    done = subprocess.run(command, capture_output=True, text=True)
+    done = processes.run(command)
+    if done is None:
+        return point.name, "not started (interrupted)"
     if done.returncode in INTERRUPTED:
-        stop.set()
+        processes.start_no_more()
         return point.name, "interrupted"
     if done.returncode:
         message = (done.stderr.strip().splitlines() or ["no output"])[-1]
         rundir.record_failure(run, done.stderr)
         return point.name, f"failed: {message}"
     return point.name, "done"
+
+
+@contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM raises KeyboardInterrupt, as Ctrl-C does, so that the sweep stops its
+    training processes before it leaves (main thread only: where handlers can be set)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run_sweep(
@@ -208,12 +262,12 @@ def run_sweep(
 
         outcomes = run_on_ray(points, folder, address, status)
     else:
-        threads, stop = default_threads(jobs), threading.Event()
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
+        threads, processes = default_threads(jobs), _TrainingProcesses()
+        with _sigterm_as_interrupt(), ThreadPoolExecutor(max_workers=jobs) as pool:
             try:
-                outcomes = list(pool.map(lambda p: _run_point(p, folder, threads, stop), points))
-            except KeyboardInterrupt:  # the running points stop too (Ctrl-C reaches their processes)
-                stop.set()
+                outcomes = list(pool.map(lambda p: _run_point(p, folder, threads, processes), points))
+            except KeyboardInterrupt:  # the running points save their checkpoints, then the sweep leaves
+                processes.interrupt()
                 raise
     failed = unfinished = 0
     for point_name, outcome in outcomes:

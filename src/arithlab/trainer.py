@@ -342,7 +342,8 @@ class _Interrupt:
 
 @contextmanager
 def _deferred_interrupt():
-    """Turn Ctrl-C (SIGINT) into a request the training loop honours between steps."""
+    """Turn Ctrl-C (SIGINT) and SIGTERM (a scheduler's stop, `kill`) into a request the
+    training loop honours between steps: the run saves its checkpoint and can resume."""
     interrupt = _Interrupt()
     if threading.current_thread() is not threading.main_thread():
         yield interrupt  # signal handlers can only be set from the main thread
@@ -351,8 +352,9 @@ def _deferred_interrupt():
     def request(signum, frame):
         interrupt.requested = True
 
-    previous = signal.signal(signal.SIGINT, request)
+    previous = {sig: signal.signal(sig, request) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield interrupt
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
