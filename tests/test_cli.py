@@ -44,6 +44,15 @@ def test_data_lengths_writes_every_length_pair_of_a_sweep_and_never_overwrites(c
     assert code != 0 and "already exists" in err and out.read_text() == written
 
 
+def test_data_lengths_takes_a_config_of_only_a_base_as_a_config(capsys, tmp_path):
+    (tmp_path / "base.yaml").write_text("data: {digits: 2, n_train: 200, n_val: 10, n_test: 20}\n")
+    (tmp_path / "c.yaml").write_text("name: c\nbase: base.yaml\n")  # a config, not a one-point sweep
+    out = tmp_path / "lengths.txt"
+    code, printed, err = run_cli(capsys, "data", "lengths", tmp_path / "c.yaml", "--set", "data.seed=3", "--out", out)
+    assert code == 0, err
+    assert printed.startswith(f"wrote 300 problems to {out}: 1x2 100, 2x1 100, 2x2 100")
+
+
 def test_ask_prints_raw_output_and_parsed_answer(capsys, trained_run):
     code, out, _ = run_cli(capsys, "ask", trained_run, "12+34")
     assert code == 0

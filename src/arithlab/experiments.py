@@ -72,9 +72,11 @@ def _point_name(group: dict, axes: dict) -> str:
 
 
 def is_sweep(path: Path) -> bool:
-    """Whether a YAML file is a sweep (base, set, axes, linked) rather than a config."""
+    """Whether a YAML file is a sweep (base, set, axes, linked) rather than a config. A
+    file of only `name` and `base` is a config starting from its base (config files take
+    `base:` too)."""
     spec = read_yaml(path)
-    return bool(spec) and set(spec) <= SWEEP_KEYS and bool(set(spec) - {"name"})
+    return bool(spec) and set(spec) <= SWEEP_KEYS and bool(set(spec) & {"set", "axes", "linked"})
 
 
 def load_sweep(path: Path) -> tuple[str, list[Point]]:
