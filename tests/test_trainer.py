@@ -1,4 +1,5 @@
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import torch
 from conftest import tiny_config
 from safetensors.torch import load_file
 
-from arithlab import rundir
+from arithlab import rundir, trainer
 from arithlab.errors import ArithlabError
 from arithlab.trainer import learning_rate, train
 
@@ -141,6 +142,11 @@ def test_interrupted_run_resumes_to_exactly_the_uninterrupted_result(positions, 
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
+    _assert_same_run(out, uninterrupted)
+
+
+def _assert_same_run(out, uninterrupted):
+    """The same weights, metrics (but their times) and test accuracy as the uninterrupted run."""
     whole = load_file(str(uninterrupted / "model.safetensors"))
     resumed = load_file(str(out / "model.safetensors"))
     assert whole.keys() == resumed.keys()
@@ -155,6 +161,29 @@ def test_interrupted_run_resumes_to_exactly_the_uninterrupted_result(positions, 
         json.loads((out / "eval.json").read_text())["accuracy"]
         == json.loads((uninterrupted / "eval.json").read_text())["accuracy"]
     )
+
+
+def test_ctrl_c_in_a_step_that_ends_at_an_evaluation_resumes_with_that_evaluation(
+    positions, uninterrupted, tmp_path, monkeypatch
+):
+    # Ctrl-C lands during step 100, the evaluation after it is due (every 50): the run
+    # logs that evaluation before it stops, or the resumed run would never have it.
+    step = trainer._step
+
+    def step_then_ctrl_c(*args):
+        step(*args)
+        if args[-1].iter == 100:  # the training state
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(trainer, "_step", step_then_ctrl_c)
+    out = tmp_path / "run"
+    config = tiny_config(*RESUME_SETTINGS, *POSITIONS[positions])
+    with pytest.raises(KeyboardInterrupt):
+        train(config, out, progress=False)
+    monkeypatch.undo()
+    assert json.loads((out / "checkpoint" / "state.json").read_text())["iter"] == 100
+    train(config, out, resume=True, progress=False)
+    _assert_same_run(out, uninterrupted)
 
 
 def test_resume_of_a_missing_run_is_a_clear_error(tmp_path):

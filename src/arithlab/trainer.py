@@ -123,13 +123,8 @@ def _train(cfg: Config, run: Path, resume: bool, progress: bool, device: str) ->
             over_time = tc.max_minutes is not None and state.seconds >= 60 * tc.max_minutes
             # Decided together, so that all processes stop at the same step.
             interrupted, over_time = distributed.any_true([interrupt.requested, over_time], device)
-            if interrupted:
-                # Only between steps: the checkpoint then holds a whole step, no half of one.
-                if main:
-                    _save_checkpoint(run, model, optimizer, generator, state, best)
-                bar.close()
-                raise KeyboardInterrupt
-            if state.iter % tc.eval_interval == 0 or state.iter >= tc.max_iters or over_time:
+            evaluated = state.iter % tc.eval_interval == 0 or state.iter >= tc.max_iters or over_time
+            if evaluated:
                 if main:
                     _log_eval(cfg, run, model, tokenizer, fmt, splits.validation, state, text, track)
                     bar.set_postfix(loss=f"{state.last_loss:.4f}", val_acc=f"{state.val_accuracy:.3f}")
@@ -139,6 +134,14 @@ def _train(cfg: Config, run: Path, resume: bool, progress: bool, device: str) ->
                 state.stop_reason = distributed.from_main(_stop_reason(tc, state, over_time) if main else None)
                 if main:
                     _save_checkpoint(run, model, optimizer, generator, state, best)
+            if interrupted:
+                # Only between steps, so that the checkpoint holds a whole step, and after
+                # the step's evaluation, so that the resumed run logs (and keeps the best of,
+                # and stops on) every evaluation the uninterrupted run has.
+                if main and not evaluated:
+                    _save_checkpoint(run, model, optimizer, generator, state, best)
+                bar.close()
+                raise KeyboardInterrupt
     bar.close()
     if main:
         if best is not None:  # train.keep_best: the best validation's weights are the run's
